@@ -1,0 +1,78 @@
+"""The ``anaus-pl`` command.
+
+Training stages run through :class:`AnausCLI`, a LightningCLI in subclass mode
+(``fit``, ``validate``, ``test``, ``predict`` and the custom subcommands that
+are methods of :class:`AnausTrainer`). Commands that are not one Trainer run
+(``phantom``, ``datasets``, ``evaluate``, ``export``, ...) are plain functions
+registered in :data:`COMMANDS` and imported only when called.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
+
+LIGHTNING_COMMANDS: dict[str, str] = {
+    "fit": "train a stage's LightningModule (adapt, pretrain) from --config stages/<stage>.yaml",
+    "validate": "run a stage's validation loop on a checkpoint",
+    "test": "run a stage's test loop on a checkpoint",
+    "predict": "run a stage's prediction loop",
+}
+
+# name -> ("module:function", one-line help); each function takes argv (list of str).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "phantom": ("anaus_pl.data.phantom.cli:main", "write the simulated B-mode world in the public layouts"),
+    "datasets": ("anaus_pl.data.layouts.cli:main", "check a data set tree against its layout (datasets check)"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: anaus-pl <command> [options]", "", "Training stages (LightningCLI; add --help after the command):"]
+    lines += [f"  {name:<10} {text}" for name, text in LIGHTNING_COMMANDS.items()]
+    lines += ["", "Pipeline commands:"]
+    lines += [f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()]
+    lines += ["", "Example: anaus-pl fit --config stages/pretrain.yaml"]
+    return "\n".join(lines)
+
+
+def _resolve(target: str) -> Callable[[Sequence[str]], int | None]:
+    module, _, function = target.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def run_lightning(argv: Sequence[str]) -> None:
+    """Run a LightningCLI subcommand with anaus-pl's trainer and defaults."""
+    from anaus_pl.lightning_cli import AnausCLI
+
+    # LightningCLI warns when given args that equal sys.argv; let it read them itself then.
+    AnausCLI(args=None if list(argv) == sys.argv[1:] else list(argv))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``anaus-pl`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from anaus_pl import __version__
+
+        print(__version__)
+        return 0
+    command = argv[0]
+    if command in COMMANDS:
+        return int(_resolve(COMMANDS[command][0])(argv[1:]) or 0)
+    if command in LIGHTNING_COMMANDS:
+        run_lightning(argv)
+        return 0
+    print(f"anaus-pl: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

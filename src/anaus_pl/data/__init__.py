@@ -1,0 +1,1 @@
+"""Frame I/O, public data set layouts, the phantom generator, stores and data modules."""

@@ -1,0 +1,1 @@
+"""Downstream k-fold evaluation: folds, metrics and reports."""

@@ -1,0 +1,1 @@
+"""Losses as small pure functions, each with its equation in the docstring."""

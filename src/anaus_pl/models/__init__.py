@@ -1,0 +1,1 @@
+"""Networks: LP-SAM, SSL encoders with their FPN, projector/predictor and downstream heads."""

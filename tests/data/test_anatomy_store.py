@@ -1,0 +1,58 @@
+import pickle
+import shutil
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+
+from anaus_pl.data.anatomy_store import AnatomyStore, AnatomyStoreWriter, StoreError, partial_path
+
+
+def _batch(start, n, size=8, classes=2):
+    images = np.stack([np.full((size, size), start + i, np.uint8) for i in range(n)])
+    masks = (images % 3).astype(np.uint8)
+    return images, masks, np.full((n, 2), size, np.int32), np.zeros((n, classes), np.float32), [f"f{start + i}.png" for i in range(n)]
+
+
+def test_write_resume_finalize_and_read(tmp_path):
+    path = tmp_path / "store.h5"
+    writer = AnatomyStoreWriter(path, ["a", "b"], 8, attrs={"lpsam_sha256": "x" * 64, "config": {"k": 1}})
+    writer.append(*_batch(0, 3))
+    writer.close()  # as if killed after a flush
+    resumed = AnatomyStoreWriter(path, ["a", "b"], 8)
+    assert resumed.written_sources == {"f0.png", "f1.png", "f2.png"}
+    resumed.append(*_batch(3, 2))
+    assert not path.exists()
+    resumed.finalize()
+    assert path.exists() and not partial_path(path).exists()
+    store = AnatomyStore(path)
+    assert len(store) == 5 and store.classes == ["a", "b"] and store.size == 8
+    item = store[4]
+    assert item["source"] == "f4.png" and item["image"][0, 0] == 4 and item["mask"][0, 0] == 1
+    clone = pickle.loads(pickle.dumps(store))
+    assert clone[1]["source"] == "f1.png"
+    with h5py.File(path) as handle:
+        assert handle["images"].chunks == (1, 8, 8) and handle["images"].compression == "gzip"
+
+
+def test_resume_with_other_classes_is_refused(tmp_path):
+    path = tmp_path / "s.h5"
+    AnatomyStoreWriter(path, ["a"], 8).close()
+    with pytest.raises(StoreError, match="delete it"):
+        AnatomyStoreWriter(path, ["a", "b"], 8)
+
+
+def test_missing_store_mentions_partial(tmp_path):
+    AnatomyStoreWriter(tmp_path / "s.h5", ["a"], 8).close()
+    with pytest.raises(StoreError, match="unfinished"):
+        AnatomyStore(tmp_path / "s.h5")
+
+
+@pytest.mark.skipif(shutil.which("h5dump") is None, reason="h5dump (hdf5-tools) not installed")
+def test_h5dump_reads_the_store(tmp_path):
+    writer = AnatomyStoreWriter(tmp_path / "s.h5", ["a", "b"], 8)
+    writer.append(*_batch(0, 2))
+    writer.finalize()
+    out = subprocess.run(["h5dump", "-H", str(tmp_path / "s.h5")], capture_output=True, text=True, check=True).stdout
+    assert 'DATASET "images"' in out and 'DATASET "source"' in out

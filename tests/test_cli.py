@@ -1,0 +1,22 @@
+import subprocess
+import sys
+
+from anaus_pl.cli import COMMANDS, LIGHTNING_COMMANDS, main
+
+
+def test_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in list(COMMANDS) + list(LIGHTNING_COMMANDS):
+        assert f"  {name} " in out
+
+
+def test_unknown_command_fails(capsys):
+    assert main(["frobnicate"]) == 2
+    assert "unknown command" in capsys.readouterr().err
+
+
+def test_fit_help_runs_through_lightning_cli():
+    result = subprocess.run([sys.executable, "-m", "anaus_pl.cli", "fit", "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--trainer.precision" in result.stdout and "--model" in result.stdout
