@@ -1,0 +1,86 @@
+"""The encoder export contract between pretrain, evaluate and outside users.
+
+``encoder.pt`` is a plain state dict that loads strictly into
+``torchvision.models.<arch>()`` (or ``timm.create_model(<arch>)``) without its
+classifier; ``encoder.json`` says how to build and feed it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+
+# Grayscale frames in [0, 1] are repeated to 3 channels, then normalised with these.
+DEFAULT_MEAN = (0.5, 0.5, 0.5)
+DEFAULT_STD = (0.25, 0.25, 0.25)
+
+
+@dataclass
+class EncoderMeta:
+    """What ``encoder.json`` holds."""
+
+    arch: str
+    library: Literal["torchvision", "timm"] = "torchvision"
+    input_size: int = 224
+    mean: tuple[float, float, float] = DEFAULT_MEAN
+    std: tuple[float, float, float] = DEFAULT_STD
+    classes: list[str] = field(default_factory=list)
+    source_checkpoint: str = ""
+    method: str = "anaus"
+
+
+def build_backbone(arch: str, library: str = "torchvision") -> nn.Module:
+    """A randomly initialised backbone without classifier (``fc``/head is Identity)."""
+    if library == "torchvision":
+        import torchvision
+
+        if not hasattr(torchvision.models, arch):
+            raise ValueError(f"torchvision has no model {arch!r}")
+        model = getattr(torchvision.models, arch)(weights=None)
+        if hasattr(model, "fc"):
+            model.fc = nn.Identity()
+        return model
+    if library == "timm":
+        import timm
+
+        return timm.create_model(arch, pretrained=False, num_classes=0)
+    raise ValueError(f"library must be 'torchvision' or 'timm', got {library!r}")
+
+
+def classifier_free_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict without classifier keys (``fc.*``)."""
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if not k.startswith("fc.")}
+
+
+def save_encoder(backbone: nn.Module, meta: EncoderMeta, out_dir: str | Path) -> Path:
+    """Write ``encoder.pt`` and ``encoder.json`` into ``out_dir``; returns the ``.pt`` path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = out_dir / "encoder.pt"
+    torch.save(classifier_free_state(backbone), weights)
+    (out_dir / "encoder.json").write_text(json.dumps(asdict(meta), indent=2) + "\n")
+    return weights
+
+
+def load_encoder(path: str | Path) -> tuple[nn.Module, EncoderMeta]:
+    """Build the backbone described by ``encoder.json`` beside ``path`` and load ``encoder.pt`` strictly."""
+    path = Path(path)
+    weights = path if path.suffix == ".pt" else path / "encoder.pt"
+    meta_path = weights.with_name("encoder.json")
+    for needed in (weights, meta_path):
+        if not needed.is_file():
+            raise FileNotFoundError(f"{needed}: missing; an encoder export is encoder.pt + encoder.json (run `make pretrain` or `anaus-pl export`)")
+    raw = json.loads(meta_path.read_text())
+    meta = EncoderMeta(**{**raw, "mean": tuple(raw.get("mean", DEFAULT_MEAN)), "std": tuple(raw.get("std", DEFAULT_STD))})
+    backbone = build_backbone(meta.arch, meta.library)
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    missing, unexpected = backbone.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("fc.")]
+    if missing or unexpected:
+        raise ValueError(f"{weights}: does not match {meta.library}.{meta.arch}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return backbone, meta
