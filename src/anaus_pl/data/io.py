@@ -106,7 +106,7 @@ def read_label_map(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     if suffix_of(path) == ".mat":
-        return _as_label_map(read_mat_array(path), path)
+        return as_label_map(read_mat_array(path), path)
     image = _open_pil(path)
     array = np.array(image)
     if array.ndim == 3:
@@ -114,10 +114,11 @@ def read_label_map(path: str | Path) -> np.ndarray:
         if array.shape[-1] == 4 and not colour.any():
             colour = array[..., 3]
         array = colour
-    return _as_label_map(array, path)
+    return as_label_map(array, path)
 
 
-def _as_label_map(array: np.ndarray, path: Path) -> np.ndarray:
+def as_label_map(array: np.ndarray, path: str | Path) -> np.ndarray:
+    """Validate a decoded 2-D mask array (integer values 0..255) and return it as ``uint8``."""
     array = np.asarray(array)
     if array.ndim != 2:
         raise FrameReadError(path, f"mask must be 2-D, got shape {array.shape}", "select one frame of a mask sequence")

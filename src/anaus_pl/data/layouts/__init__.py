@@ -1,14 +1,21 @@
 """Readers for the public ultrasound data set layouts, registered by name."""
 
+import inspect
+
 from anaus_pl.data.layouts.base import LAYOUTS, Layout, LayoutError, Sample, SampleRef, register
 
 
-def get_layout(name: str, root: str) -> Layout:
-    """The reader registered as ``name``, rooted at ``root``."""
+def get_layout(name: str, root: str, **options) -> Layout:
+    """The reader registered as ``name``, rooted at ``root``, with its reader-specific ``options``."""
     _load_readers()
     if name not in LAYOUTS:
         raise LayoutError(f"unknown layout {name!r}; choose one of {sorted(LAYOUTS)}")
-    return LAYOUTS[name](root)
+    cls = LAYOUTS[name]
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "root")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise LayoutError(f"layout {name!r} has no option {unknown}; its options are {accepted or 'none'}")
+    return cls(root, **options)
 
 
 def _load_readers() -> None:
