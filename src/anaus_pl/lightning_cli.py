@@ -20,7 +20,6 @@ def configure_logging(level: int = logging.INFO) -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(level)
-        logger.propagate = False
 
 
 class AnausTrainer(Trainer):

@@ -93,8 +93,8 @@ class AnatomyStoreCallback(BasePredictionWriter):
 
     def write_on_batch_end(self, trainer: Trainer, pl_module: LightningModule, prediction: AnnotatedBatch, batch_indices: Any,
                            batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
-        for source, error in prediction.skipped:
-            log.warning("skipped %s: %s", source, error)
+        for source, error in prediction.skipped:  # the error names the file
+            log.warning("skipped %s", error if source.split("#")[0] in error else f"{source}: {error}")
         self._counts["processed"] += len(prediction.sources)
         self._counts["skipped"] += len(prediction.skipped)
         self._buffer.append(prediction)
