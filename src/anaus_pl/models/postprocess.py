@@ -46,13 +46,13 @@ class PostProcess:
 
 def resolve_labels(probabilities: torch.Tensor, thresholds: torch.Tensor, valid_hw: torch.Tensor) -> torch.Tensor:
     """Steps 1-3: ``(B, C, S, S)`` probabilities -> ``uint8 (B, S, S)`` label maps (runs on any device)."""
-    b, c, s, _ = probabilities.shape
+    b, c, h, w = probabilities.shape
     probabilities = probabilities.float()
     candidate = probabilities >= thresholds.to(probabilities.device).view(1, c, 1, 1)
     best = torch.where(candidate, probabilities, torch.full_like(probabilities, -1.0)).argmax(dim=1)
     labels = (best + 1) * candidate.any(dim=1)
-    rows = torch.arange(s, device=labels.device).view(1, s, 1)
-    cols = torch.arange(s, device=labels.device).view(1, 1, s)
+    rows = torch.arange(h, device=labels.device).view(1, h, 1)
+    cols = torch.arange(w, device=labels.device).view(1, 1, w)
     inside = (rows < valid_hw[:, 0].to(labels.device).view(b, 1, 1)) & (cols < valid_hw[:, 1].to(labels.device).view(b, 1, 1))
     return (labels * inside).to(torch.uint8)
 
