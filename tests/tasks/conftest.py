@@ -39,7 +39,8 @@ def make_inputs(root: Path, folders: int = 2, frames_per_folder: int = 6, video_
 
 
 def write_config(path: Path, data: Path, store: Path, checkpoint: Path, *, devices: int = 1, strategy: str = "auto",
-                 keep_empty: bool = True, flush_frames: int = 4, num_workers: int = 0) -> Path:
+                 keep_empty: bool = True, flush_frames: int = 4, num_workers: int = 0,
+                 loader: str = "stub_lpsam:load_stub") -> Path:
     config = {
         "seed_everything": 0,
         "trainer": {"accelerator": "cpu", "devices": devices, "strategy": strategy, "enable_model_summary": False,
@@ -47,7 +48,7 @@ def write_config(path: Path, data: Path, store: Path, checkpoint: Path, *, devic
                     "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
                                "init_args": {"save_dir": str(store.parent / "tb"), "name": "annotate", "version": "default"}}},
         "model": {"class_path": "anaus_pl.tasks.annotate.AnnotateTask",
-                  "init_args": {"lpsam_checkpoint": str(checkpoint), "predictor_loader": "stub_lpsam:load_stub",
+                  "init_args": {"lpsam_checkpoint": str(checkpoint), "predictor_loader": loader,
                                 "postprocess": {"threshold": 0.5, "min_area": 0, "keep_largest_component": False,
                                                 "keep_empty": keep_empty}}},
         "data": {"class_path": "anaus_pl.data.datamodules.annotate.AnnotateFramesDataModule",
