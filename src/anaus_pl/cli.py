@@ -22,6 +22,7 @@ LIGHTNING_COMMANDS: dict[str, str] = {
     "validate": "run a stage's validation loop on a checkpoint",
     "test": "run a stage's test loop on a checkpoint",
     "predict": "run a stage's prediction loop",
+    "annotate": "label unlabeled frames with LP-SAM into the HDF5 anatomy store (--config stages/annotate.yaml)",
 }
 
 # name -> ("module:function", one-line help); each function takes argv (list of str).

@@ -2,14 +2,58 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 
+from anaus_pl.tasks.annotate_writer import StoreOptions
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send ``anaus_pl`` log records to the console once per process."""
+    logger = logging.getLogger("anaus_pl")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(level)
+
 
 class AnausTrainer(Trainer):
     """Lightning's Trainer; custom stage subcommands are methods of this class."""
+
+    extra_subcommands = {"annotate": {"model", "datamodule"}}
+
+    resolved_config: Any = None  # set by AnausCLI: the run's configuration, kept in the store's attributes
+
+    def annotate(self, model: LightningModule, datamodule: LightningDataModule, store: StoreOptions | None = None) -> dict[str, Any]:
+        """Label every frame of ``datamodule`` with ``model`` into the anatomy store ``store.path``.
+
+        Resumes an interrupted run (skips what earlier runs committed); does
+        nothing when the finished store already exists. Returns the summary.
+        """
+        from anaus_pl.data.datamodules.annotate import AnnotateFramesDataModule
+        from anaus_pl.tasks.annotate import AnnotateTask
+        from anaus_pl.tasks.annotate_writer import AnatomyStoreCallback
+
+        if not isinstance(model, AnnotateTask) or not isinstance(datamodule, AnnotateFramesDataModule):
+            raise TypeError("annotate needs model: anaus_pl.tasks.annotate.AnnotateTask and "
+                            "data: anaus_pl.data.datamodules.annotate.AnnotateFramesDataModule (see stages/annotate.yaml)")
+        configure_logging()
+        store = store or StoreOptions()
+        if Path(store.path).exists():
+            logging.getLogger("anaus_pl").info("%s exists: nothing to annotate (delete it or choose another store.path)", store.path)
+            return {}
+        writer = AnatomyStoreCallback(store, config=self.resolved_config)
+        self.callbacks.append(writer)
+        try:
+            self.predict(model, datamodule=datamodule, return_predictions=False)
+        finally:
+            self.callbacks.remove(writer)
+        return writer.summary
 
 
 class AnausCLI(LightningCLI):
@@ -26,6 +70,10 @@ class AnausCLI(LightningCLI):
             trainer_class=AnausTrainer,
             **kwargs,
         )
+
+    def before_annotate(self) -> None:
+        """Hand the resolved configuration to the store's attributes."""
+        self.trainer.resolved_config = self.parser.dump(self.config, skip_none=False)
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:

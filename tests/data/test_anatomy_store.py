@@ -56,3 +56,37 @@ def test_h5dump_reads_the_store(tmp_path):
     writer.finalize()
     out = subprocess.run(["h5dump", "-H", str(tmp_path / "s.h5")], capture_output=True, text=True, check=True).stdout
     assert 'DATASET "images"' in out and 'DATASET "source"' in out
+
+
+def test_shards_merge_in_input_order_with_counters_and_skips(tmp_path):
+    from anaus_pl.data.anatomy_store import completed_sources, merge_shards, shard_path, shard_paths
+
+    path = tmp_path / "s.h5"
+    a = AnatomyStoreWriter(path, ["a", "b"], 8, partial=shard_path(path, 0, 0))
+    a.append(*_batch(2, 2), dropped=["empty.png"], skipped=["bad.png"])
+    a.close()
+    b = AnatomyStoreWriter(path, ["a", "b"], 8, partial=shard_path(path, 1, 0))
+    b.append(*_batch(0, 2), skipped=["bad.png", "gone.png"])
+    b.close()
+    assert shard_paths(path) == [shard_path(path, 0, 0), shard_path(path, 1, 0)]
+    assert completed_sources(path) == {"f0.png", "f1.png", "f2.png", "f3.png", "empty.png"}
+    counters = merge_shards(path, shard_paths(path), order=["f0.png", "f1.png", "f2.png", "f3.png"])
+    assert counters["frames_written"] == 4 and counters["frames_skipped"] == 2 and counters["frames_dropped_empty"] == 1
+    # masks are value % 3 of 0..3 -> classes a (1) in f1, b (2) in f2
+    assert counters["class_frames"].tolist() == [1, 1] and counters["class_pixels"].tolist() == [64, 64]
+    assert not shard_paths(path)
+    store = AnatomyStore(path)
+    assert [store[i]["source"] for i in range(4)] == ["f0.png", "f1.png", "f2.png", "f3.png"]
+    assert [int(store[i]["image"][0, 0]) for i in range(4)] == [0, 1, 2, 3]
+    with h5py.File(path) as handle:
+        assert handle["images"].compression == "gzip" and handle["images"].chunks == (1, 8, 8)
+
+
+def test_torn_append_is_not_kept(tmp_path):
+    path = tmp_path / "s.h5"
+    writer = AnatomyStoreWriter(path, ["a", "b"], 8)
+    writer.append(*_batch(0, 2))
+    writer._file["source"].resize(3, axis=0)  # as if killed inside the next append, before its commit
+    writer.close()
+    resumed = AnatomyStoreWriter(path, ["a", "b"], 8)
+    assert len(resumed) == 2 and resumed._file["source"].shape == (2,) and resumed.written_sources == {"f0.png", "f1.png"}

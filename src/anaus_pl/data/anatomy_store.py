@@ -9,15 +9,29 @@ Layout of one file (see DESIGN.md section 3)::
     source    utf-8   (N,)       ``path`` or ``path#frame``
     attrs: schema, version, classes (JSON), size, lpsam_sha256, config, ...
 
-:class:`AnatomyStoreWriter` appends batches to a ``.partial`` file and
-renames it when complete; :class:`AnatomyStore` reads it lazily (one handle
-per DataLoader worker, never pickled).
+A finished store may also hold ``skipped`` and ``dropped_empty`` (utf-8
+sources of frames that failed to decode / held no anatomy) with their counts
+in the attributes ``frames_skipped`` and ``frames_dropped_empty``.
+
+:class:`AnatomyStoreWriter` appends batches to a ``.partial`` file (the
+annotate stage writes one per DDP rank and run) and renames it when
+complete; :func:`merge_shards` joins such shards into one store. :class:`AnatomyStore` reads it lazily (one handle per
+DataLoader worker, never pickled).
+
+Crash safety: partial files are written in HDF5 SWMR mode (the file stays
+readable, with ``swmr=True``, if the writer is killed at any moment) and
+every append ends by recording ``committed_frames`` and flushing; readers
+and resumed writers use only the committed rows, so a batch torn by a kill
+is redone, never half-kept. A killed SWMR file cannot be reopened for
+writing without ``h5clear``, so the annotate stage never appends to an old
+shard: each run writes fresh shards and merges all of them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,26 +56,72 @@ def partial_path(path: str | Path) -> Path:
     return path.with_name(path.name + PARTIAL_SUFFIX)
 
 
-class AnatomyStoreWriter:
-    """Appends frames to ``<path>.partial``; :meth:`finalize` renames it to ``path``.
+def shard_path(path: str | Path, rank: int, attempt: int) -> Path:
+    """The partial file rank ``rank`` writes during run ``attempt`` of the store ``path``."""
+    path = Path(path)
+    return path.with_name(f"{path.name}.a{int(attempt)}.rank{int(rank)}{PARTIAL_SUFFIX}")
 
-    Opening an existing partial file resumes it: :attr:`written_sources` holds
-    every source already stored so callers can skip them.
+
+def _shards(path: Path) -> list[tuple[int, int, Path]]:
+    pattern = re.compile(re.escape(path.name) + r"\.a(\d+)\.rank(\d+)" + re.escape(PARTIAL_SUFFIX) + "$")
+    found = [(int(m.group(1)), int(m.group(2)), p) for p in path.parent.glob(path.name + ".a*" + PARTIAL_SUFFIX)
+             if (m := pattern.match(p.name))]
+    return sorted(found)
+
+
+def shard_paths(path: str | Path) -> list[Path]:
+    """Every shard of ``path`` on disk, by run attempt then rank."""
+    return [p for _, _, p in _shards(Path(path))]
+
+
+def next_attempt(path: str | Path) -> int:
+    """The attempt number a new run on ``path`` writes its shards under."""
+    shards = _shards(Path(path))
+    return shards[-1][0] + 1 if shards else 0
+
+
+def _attr_value(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, np.number, np.ndarray)) else json.dumps(value)
+
+
+def _decode(values: np.ndarray) -> list[str]:
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+class AnatomyStoreWriter:
+    """Appends frames to a partial file; :meth:`finalize` renames it to ``path``.
+
+    ``partial`` names the file to write (default ``<path>.partial``; the
+annotate stage gives each rank of each run a fresh :func:`shard_path`).
+Opening an existing, cleanly closed partial file resumes it: :attr:`written_sources` holds
+    every source already stored and :attr:`dropped_sources` every source
+    already judged empty, so callers can skip both. Besides the frames, a
+    writer keeps running counters (per-class frame and pixel counts, sources
+    skipped or dropped) that survive a resume because they are committed in
+    the same flush as the frames they count.
     """
 
-    def __init__(self, path: str | Path, classes: Sequence[str], size: int, attrs: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, path: str | Path, classes: Sequence[str], size: int, attrs: Mapping[str, Any] | None = None,
+                 partial: str | Path | None = None) -> None:
         self.path = Path(path)
-        self.partial = partial_path(self.path)
+        self.partial = Path(partial) if partial is not None else partial_path(self.path)
         self.classes = list(classes)
         self.size = int(size)
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         resuming = self.partial.exists()
-        self._file = h5py.File(self.partial, "a")
+        try:
+            self._file = h5py.File(self.partial, "a", libver="v110")
+        except OSError as error:
+            raise StoreError(f"{self.partial}: cannot reopen this unfinished store for writing ({error}); its writer was "
+                             f"killed: run `h5clear -s {self.partial}` to resume it") from error
         if resuming and "images" in self._file:
             self._check_compatible()
+            self._truncate_to_committed()
         else:
             self._create(attrs or {})
-        self.written_sources: set[str] = {s.decode() if isinstance(s, bytes) else s for s in self._file["source"][:]}
+        self._file.swmr_mode = True
+        self.written_sources: set[str] = set(_decode(self._file["source"][:]))
+        self.dropped_sources: set[str] = set(_decode(self._file["dropped_empty"][:]))
 
     def _create(self, attrs: Mapping[str, Any]) -> None:
         s, c = self.size, len(self.classes)
@@ -70,10 +130,12 @@ class AnatomyStoreWriter:
         self._file.create_dataset("masks", (0, s, s), np.uint8, maxshape=(None, s, s), chunks=(1, s, s), **common)
         self._file.create_dataset("valid_hw", (0, 2), np.int32, maxshape=(None, 2), chunks=(1024, 2))
         self._file.create_dataset("scores", (0, c), np.float32, maxshape=(None, c), chunks=(1024, c))
-        self._file.create_dataset("source", (0,), _STRING, maxshape=(None,), chunks=(1024,))
+        for name in ("source", "skipped", "dropped_empty"):
+            self._file.create_dataset(name, (0,), _STRING, maxshape=(None,), chunks=(1024,))
         self._file.attrs.update({"schema": SCHEMA, "version": __version__, "classes": json.dumps(self.classes), "size": s})
+        self._file.attrs.update(_zero_counters(c))
         for key, value in attrs.items():
-            self._file.attrs[key] = value if isinstance(value, (str, int, float, np.number)) else json.dumps(value)
+            self._file.attrs[key] = _attr_value(value)
 
     def _check_compatible(self) -> None:
         attrs = self._file.attrs
@@ -81,29 +143,63 @@ class AnatomyStoreWriter:
             raise StoreError(f"{self.partial}: an unfinished store of another size, class list or schema exists; "
                              "delete it or write to another path")
 
-    def __len__(self) -> int:
-        return int(self._file["images"].shape[0])
+    def _truncate_to_committed(self) -> None:
+        """Drop rows a killed writer appended after its last commit."""
+        attrs = self._file.attrs
+        lengths = {"images": "committed_frames", "masks": "committed_frames", "valid_hw": "committed_frames",
+                   "scores": "committed_frames", "source": "committed_frames",
+                   "skipped": "committed_skipped", "dropped_empty": "committed_dropped"}
+        for name, key in lengths.items():
+            if self._file[name].shape[0] != int(attrs[key]):
+                self._file[name].resize(int(attrs[key]), axis=0)
 
-    def append(self, images: np.ndarray, masks: np.ndarray, valid_hw: np.ndarray, scores: np.ndarray, sources: Sequence[str]) -> None:
-        """Append a batch and flush it to disk (a crash after this loses none of it)."""
+    def __len__(self) -> int:
+        return int(self._file.attrs["committed_frames"])
+
+    @property
+    def counters(self) -> dict[str, Any]:
+        """The committed counters: frames, skipped, dropped, per-class frames and pixels, valid pixels."""
+        return {key: self._file.attrs[key] for key in _zero_counters(len(self.classes))}
+
+    def append(self, images: np.ndarray, masks: np.ndarray, valid_hw: np.ndarray, scores: np.ndarray, sources: Sequence[str],
+               dropped: Sequence[str] = (), skipped: Sequence[str] = ()) -> None:
+        """Append a batch, note sources ``dropped`` as empty or ``skipped`` as unreadable, and commit.
+
+        The commit (counters, then a flush) comes last: a kill before it loses
+        the batch, never leaves it half-written.
+        """
         n = len(sources)
         if not (len(images) == len(masks) == len(valid_hw) == len(scores) == n):
             raise ValueError("images, masks, valid_hw, scores and sources must have the same length")
-        if n == 0:
+        if n == 0 and not dropped and not skipped:
             return
+        attrs = self._file.attrs
         start = len(self)
-        for name, data in (("images", images), ("masks", masks), ("valid_hw", valid_hw), ("scores", scores)):
-            dataset = self._file[name]
-            dataset.resize(start + n, axis=0)
-            dataset[start:] = data
-        self._file["source"].resize(start + n, axis=0)
-        self._file["source"][start:] = list(sources)
+        if n:
+            for name, data in (("images", images), ("masks", masks), ("valid_hw", valid_hw), ("scores", scores), ("source", list(sources))):
+                dataset = self._file[name]
+                dataset.resize(start + n, axis=0)
+                dataset[start:] = data
+        for name, key, values in (("dropped_empty", "committed_dropped", dropped), ("skipped", "committed_skipped", skipped)):
+            if values:
+                dataset, begin = self._file[name], int(attrs[key])
+                dataset.resize(begin + len(values), axis=0)
+                dataset[begin:] = list(values)
+        present, pixels = class_counts(np.asarray(masks), len(self.classes))
+        hw = np.asarray(valid_hw, np.int64).reshape(-1, 2)
+        attrs["class_frames"] = attrs["class_frames"] + present
+        attrs["class_pixels"] = attrs["class_pixels"] + pixels
+        attrs["valid_pixels"] = int(attrs["valid_pixels"]) + int((hw[:, 0] * hw[:, 1]).sum())
+        attrs["committed_dropped"] = int(attrs["committed_dropped"]) + len(dropped)
+        attrs["committed_skipped"] = int(attrs["committed_skipped"]) + len(skipped)
+        attrs["committed_frames"] = start + n
         self._file.flush()
         self.written_sources.update(sources)
+        self.dropped_sources.update(dropped)
 
     def set_attrs(self, **attrs: Any) -> None:
         for key, value in attrs.items():
-            self._file.attrs[key] = value if isinstance(value, (str, int, float, np.number)) else json.dumps(value)
+            self._file.attrs[key] = _attr_value(value)
 
     def close(self) -> None:
         if self._file.id.valid:
@@ -116,13 +212,116 @@ class AnatomyStoreWriter:
         return self.path
 
 
+def _zero_counters(num_classes: int) -> dict[str, Any]:
+    """Initial values of a shard's committed counters."""
+    return {"committed_frames": 0, "committed_skipped": 0, "committed_dropped": 0, "valid_pixels": 0,
+            "class_frames": np.zeros(num_classes, np.int64), "class_pixels": np.zeros(num_classes, np.int64)}
+
+
+def class_counts(masks: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per class (1..C): how many of ``masks`` (N, S, S) contain it, and its total pixel count."""
+    if masks.size == 0:
+        return np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64)
+    flat = masks.reshape(len(masks), -1)
+    per_frame = np.stack([np.bincount(row, minlength=num_classes + 1)[1:num_classes + 1] for row in flat])
+    return (per_frame > 0).sum(0).astype(np.int64), per_frame.sum(0).astype(np.int64)
+
+
+def completed_sources(path: str | Path) -> set[str]:
+    """Sources committed (written or dropped as empty) in any shard of ``path``."""
+    done: set[str] = set()
+    for shard in shard_paths(path):
+        with h5py.File(shard, "r", swmr=True) as handle:
+            if "source" not in handle:
+                continue
+            for name, key in (("source", "committed_frames"), ("dropped_empty", "committed_dropped")):
+                done.update(_decode(handle[name][:int(handle.attrs[key])]))
+    return done
+
+
+def merge_shards(path: str | Path, shards: Sequence[str | Path], order: Sequence[str] = (),
+                 attrs: Mapping[str, Any] | None = None, remove_shards: bool = True) -> dict[str, Any]:
+    """Join rank shards into the finished store ``path``; return its counters.
+
+    Frames are ordered by their position in ``order`` (the run's input order;
+    sources not in it follow, sorted), so the store does not depend on the
+    number of ranks or on where a run was interrupted. Frame chunks are copied
+    compressed (no decode). The store is built in ``<path>.partial`` and
+    renamed when complete; shards are removed only after the rename, so a
+    merge killed part-way is simply redone.
+    """
+    path = Path(path)
+    shards = [Path(p) for p in shards]
+    if not shards:
+        raise StoreError(f"{path}: no shard files to merge")
+    position = {source: i for i, source in enumerate(order)}
+    handles = [h5py.File(p, "r", swmr=True) for p in shards]
+    try:
+        first = handles[0].attrs
+        classes, size = json.loads(first["classes"]), int(first["size"])
+        rows: dict[str, tuple[int, int]] = {}
+        skipped: set[str] = set()
+        dropped: set[str] = set()
+        totals = _zero_counters(len(classes))
+        for k, handle in enumerate(handles):
+            if json.loads(handle.attrs["classes"]) != classes or int(handle.attrs["size"]) != size:
+                raise StoreError(f"{shards[k]}: shard of another class list or size than {shards[0]}; delete the stale shard")
+            count = int(handle.attrs["committed_frames"])
+            for i, source in enumerate(_decode(handle["source"][:count])):
+                rows.setdefault(source, (k, i))
+            skipped.update(_decode(handle["skipped"][:int(handle.attrs["committed_skipped"])]))
+            dropped.update(_decode(handle["dropped_empty"][:int(handle.attrs["committed_dropped"])]))
+            for key in ("class_frames", "class_pixels", "valid_pixels"):
+                totals[key] = totals[key] + handle.attrs[key]
+        skipped -= set(rows) | dropped
+        ordered = sorted(rows, key=lambda s: (position.get(s, len(position)), s))
+        out_path = partial_path(path)
+        with h5py.File(out_path, "w") as out:
+            n, c = len(ordered), len(classes)
+            common = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+            for name in ("images", "masks"):
+                out.create_dataset(name, (n, size, size), np.uint8, chunks=(1, size, size), **common)
+            valid_hw = np.zeros((n, 2), np.int32)
+            scores = np.zeros((n, c), np.float32)
+            for j, source in enumerate(ordered):
+                k, i = rows[source]
+                for name in ("images", "masks"):
+                    mask, chunk = handles[k][name].id.read_direct_chunk((i, 0, 0))
+                    out[name].id.write_direct_chunk((j, 0, 0), chunk, mask)
+                valid_hw[j] = handles[k]["valid_hw"][i]
+                scores[j] = handles[k]["scores"][i]
+            out.create_dataset("valid_hw", data=valid_hw, chunks=(max(1, min(n, 1024)), 2))
+            out.create_dataset("scores", data=scores, chunks=(max(1, min(n, 1024)), max(1, c)))
+            out.create_dataset("source", data=ordered, dtype=_STRING, chunks=(max(1, min(n, 1024)),))
+            out.create_dataset("skipped", data=sorted(skipped), dtype=_STRING)
+            out.create_dataset("dropped_empty", data=sorted(dropped), dtype=_STRING)
+            for key, value in first.items():
+                if key not in _zero_counters(c):
+                    out.attrs[key] = value
+            for key, value in (attrs or {}).items():
+                out.attrs[key] = _attr_value(value)
+            counters = {"frames_written": n, "frames_skipped": len(skipped), "frames_dropped_empty": len(dropped),
+                        "class_frames": totals["class_frames"], "class_pixels": totals["class_pixels"],
+                        "valid_pixels": int(totals["valid_pixels"])}
+            out.attrs.update(counters)
+    finally:
+        for handle in handles:
+            handle.close()
+    os.replace(out_path, path)
+    if remove_shards:
+        for shard in shards:
+            shard.unlink(missing_ok=True)
+    return counters
+
+
 class AnatomyStore:
     """Random access to a finished store; the HDF5 handle opens lazily per process."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            hint = f" (an unfinished {partial_path(self.path).name} exists: rerun annotate to complete it)" if partial_path(self.path).exists() else ""
+            unfinished = [p.name for p in [partial_path(self.path), *shard_paths(self.path)] if p.exists()]
+            hint = f" (unfinished {', '.join(unfinished)} exist: rerun annotate to complete it)" if unfinished else ""
             raise StoreError(f"{self.path}: anatomy store not found{hint}; run `anaus-pl annotate` first")
         with h5py.File(self.path, "r") as handle:
             attrs = dict(handle.attrs)
@@ -149,13 +348,12 @@ class AnatomyStore:
         if not -self._length <= index < self._length:
             raise IndexError(f"index {index} out of range for a store of {self._length} frames")
         handle = self.handle
-        source = handle["source"][index]
         return {
             "image": handle["images"][index],
             "mask": handle["masks"][index],
             "valid_hw": tuple(int(v) for v in handle["valid_hw"][index]),
             "scores": handle["scores"][index],
-            "source": source.decode() if isinstance(source, bytes) else source,
+            "source": _decode(np.atleast_1d(handle["source"][index]))[0],
         }
 
     def __getstate__(self) -> dict[str, Any]:

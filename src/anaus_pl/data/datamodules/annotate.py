@@ -1,0 +1,129 @@
+"""Frames for the annotate stage: decode in DataLoader workers, letterbox, skip what does not decode."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from anaus_pl.data.frame_sources import FrameDecoder, FrameInput, FrameRef, index_inputs
+from anaus_pl.data.letterbox import letterbox
+
+log = logging.getLogger(__name__)
+
+
+class LetterboxedFrames(Dataset):
+    """Decoded, letterboxed frames; a frame that fails to decode becomes a skip record."""
+
+    def __init__(self, refs: Sequence[FrameRef], decoder: FrameDecoder, size: int) -> None:
+        self.refs = list(refs)
+        self.decoder = decoder
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        ref = self.refs[index]
+        try:
+            frame = self.decoder.decode(ref)
+        except (ValueError, OSError) as error:  # FrameReadError and layout errors are ValueErrors
+            return {"source": ref.source, "error": str(error)}
+        image, valid_hw = letterbox(frame, self.size)
+        return {"source": ref.source, "image": torch.from_numpy(image), "valid_hw": valid_hw}
+
+
+def collate_frames(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack decoded frames; carry skipped sources and their errors alongside."""
+    good = [item for item in items if "error" not in item]
+    size = good[0]["image"].shape[-1] if good else 0
+    return {
+        "images": torch.stack([item["image"] for item in good]) if good else torch.zeros((0, size, size), dtype=torch.uint8),
+        "valid_hw": torch.tensor([item["valid_hw"] for item in good], dtype=torch.int32).reshape(-1, 2),
+        "sources": [item["source"] for item in good],
+        "skipped": [(item["source"], item["error"]) for item in items if "error" in item],
+    }
+
+
+class ContiguousShardSampler(DistributedSampler):
+    """Rank ``r`` of ``W`` takes the r-th contiguous block (no padding, no repeats).
+
+    Contiguous blocks keep a video's frames on one rank, so each video is
+    decoded once per rank that holds it rather than by every rank. Lightning
+    keeps a ``DistributedSampler`` it is given instead of injecting its own.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+        total = len(dataset)
+        self.start, self.stop = total * rank // num_replicas, total * (rank + 1) // num_replicas
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+class AnnotateFramesDataModule(LightningDataModule):
+    """Unlabeled frames from mixed inputs (folders, files, data set layouts) for annotation.
+
+    Args:
+        inputs: the frame sources; see :class:`~anaus_pl.data.frame_sources.FrameInput`.
+        batch_size: frames per inference batch.
+        num_workers: DataLoader processes decoding and letterboxing frames.
+        image_size: letterbox size; ``null`` takes the predictor's input size.
+    """
+
+    def __init__(self, inputs: list[FrameInput], batch_size: int = 16, num_workers: int = 2, image_size: int | None = None) -> None:
+        super().__init__()
+        if not inputs:
+            raise ValueError("data.init_args.inputs is empty: name at least one folder, video or layout to annotate")
+        self.inputs = [spec if isinstance(spec, FrameInput) else FrameInput(**spec) for spec in inputs]
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.image_size = image_size
+        self.done_sources: set[str] = set()
+        self._index: tuple[list[FrameRef], FrameDecoder] | None = None
+
+    def frames(self) -> list[FrameRef]:
+        """Every frame the inputs name (indexed once)."""
+        return self._indexed()[0]
+
+    def _indexed(self) -> tuple[list[FrameRef], FrameDecoder]:
+        if self._index is None:
+            refs, layouts = index_inputs(self.inputs)
+            self._index = (refs, FrameDecoder(layouts))
+            log.info("annotate inputs: %d frames from %d inputs", len(refs), len(self.inputs))
+        return self._index
+
+    def skip_sources(self, sources: set[str]) -> None:
+        """Leave out frames already annotated (a resumed run)."""
+        self.done_sources = set(sources)
+
+    def pending(self) -> list[FrameRef]:
+        """The frames still to annotate, in input order."""
+        return [ref for ref in self.frames() if ref.source not in self.done_sources]
+
+    def _size(self) -> int:
+        if self.image_size is not None:
+            return self.image_size
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        if module is None or getattr(module, "image_size", None) is None:
+            raise ValueError("data.init_args.image_size is null and no predictor gives an input size; set image_size")
+        return int(module.image_size)
+
+    def predict_dataloader(self) -> DataLoader:
+        dataset = LetterboxedFrames(self.pending(), self._indexed()[1], self._size())
+        trainer = self.trainer
+        world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        return DataLoader(dataset, batch_size=self.batch_size, sampler=ContiguousShardSampler(dataset, world, rank),
+                          num_workers=self.num_workers, collate_fn=collate_frames, pin_memory=torch.cuda.is_available(),
+                          persistent_workers=False)
+
+
+__all__ = ["AnnotateFramesDataModule", "ContiguousShardSampler", "FrameInput", "LetterboxedFrames", "collate_frames"]

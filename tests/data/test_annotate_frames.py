@@ -1,0 +1,99 @@
+"""Indexing and decoding of annotate inputs: folders, videos, layouts, corrupt files, odd sizes."""
+
+import cv2
+import numpy as np
+import pytest
+
+from anaus_pl.data.datamodules.annotate import ContiguousShardSampler, LetterboxedFrames, collate_frames
+from anaus_pl.data.frame_sources import FrameDecoder, FrameInput, index_inputs
+from anaus_pl.data.io import read_video_frame
+from anaus_pl.data.layouts import LAYOUTS, Layout, Sample, SampleRef, register
+from anaus_pl.data.letterbox import unletterbox
+
+
+def _video(path, frames, size=(40, 30)):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+    for k in range(frames):
+        writer.write(np.full((size[1], size[0], 3), 10 * k, np.uint8))
+    writer.release()
+
+
+def test_folders_globs_videos_stride_and_dedup(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("a/x1.png", "a/x10.png", "a/x2.png", "a/b/y.jpg", "a/skip_me.png"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((8, 8), np.uint8))
+    (tmp_path / "a" / "notes.txt").write_text("not a frame")
+    _video(tmp_path / "a" / "v.avi", 9)
+    inputs = [FrameInput(str(tmp_path / "a"), exclude=["skip_*"], frame_stride=3, max_frames_per_video=2),
+              FrameInput(str(tmp_path / "a" / "x1.png"))]  # listed twice: kept once
+    refs, layouts = index_inputs(inputs)
+    names = [r.source.replace(str(tmp_path / "a") + "/", "") for r in refs]
+    assert names == ["b/y.jpg", "v.avi#0", "v.avi#3", "x1.png", "x2.png", "x10.png"]
+    only_png, _ = index_inputs([FrameInput(str(tmp_path / "a"), include=["*.png"], exclude=["*skip*"])])
+    assert len(only_png) == 3 and layouts == [None, None]
+    with pytest.raises(FileNotFoundError, match="inputs\\[0\\].path"):
+        index_inputs([FrameInput(str(tmp_path / "missing"))])
+
+
+def test_video_decoder_reads_exact_frames_forward_and_back(tmp_path):
+    _video(tmp_path / "v.avi", 8)
+    refs, layouts = index_inputs([FrameInput(str(tmp_path / "v.avi"))])
+    decoder = FrameDecoder(layouts)
+    for k in (1, 2, 5, 0, 7):
+        np.testing.assert_array_equal(decoder.decode(refs[k]), read_video_frame(tmp_path / "v.avi", k))
+
+
+def test_corrupt_files_become_skip_records_naming_the_file(tmp_path):
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
+    (tmp_path / "bad.mp4").write_bytes(b"\x00\x00\x00 junk")
+    cv2.imwrite(str(tmp_path / "good.png"), np.full((10, 20), 200, np.uint8))
+    refs, layouts = index_inputs([FrameInput(str(tmp_path))])
+    dataset = LetterboxedFrames(refs, FrameDecoder(layouts), 16)
+    batch = collate_frames([dataset[i] for i in range(len(dataset))])
+    assert batch["images"].shape == (1, 16, 16) and batch["valid_hw"].tolist() == [[8, 16]]
+    assert [s.rsplit("/", 1)[1] for s, _ in batch["skipped"]] == ["bad.jpg", "bad.mp4#0"]
+    assert all(source.split("#")[0] in error for source, error in batch["skipped"])
+    empty = collate_frames([dataset[0]])
+    assert empty["images"].shape[0] == 0 and len(empty["skipped"]) == 1
+
+
+def test_odd_sized_frame_round_trips_through_letterbox_and_valid_hw(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur(rng.integers(0, 256, (1080, 1928), dtype=np.uint8), (0, 0), 25)
+    cv2.imwrite(str(tmp_path / "wide.png"), frame)
+    refs, layouts = index_inputs([FrameInput(str(tmp_path))])
+    item = LetterboxedFrames(refs, FrameDecoder(layouts), 256)[0]
+    h, w = item["valid_hw"]
+    assert (h, w) == (143, 256) and not item["image"][h:].any()
+    back = unletterbox(item["image"].numpy(), (h, w), frame.shape)
+    assert back.shape == frame.shape
+    assert np.abs(back.astype(int) - frame.astype(int)).mean() < 2.0
+
+
+def test_contiguous_shards_are_disjoint_and_cover_everything():
+    data = list(range(11))
+    shards = [list(ContiguousShardSampler(data, 3, r)) for r in range(3)]
+    assert sum(shards, []) == data and [len(s) for s in shards] == [3, 4, 4]
+
+
+class _FakeFrames(Layout):
+    name = "fake_frames_for_annotate_test"
+    task = "frames"
+
+    def index(self):
+        return [SampleRef(f"{self.root}/seq.nii#{k}") for k in range(6)] + [SampleRef(f"{self.root}/still.png")]
+
+    def load(self, ref):
+        value = int(ref.source.rsplit("#", 1)[1]) * 10 if "#" in ref.source else 255
+        return Sample(image=np.full((12, 8), value, np.uint8), source=ref.source, mask=np.zeros((12, 8), np.uint8))
+
+
+def test_layout_input_uses_the_reader_and_strides_its_sequences(tmp_path):
+    register(_FakeFrames)
+    try:
+        refs, layouts = index_inputs([FrameInput(str(tmp_path), layout=_FakeFrames.name, frame_stride=2, max_frames_per_video=2)])
+        assert [r.source.rsplit("/", 1)[1] for r in refs] == ["seq.nii#0", "seq.nii#2", "still.png"]
+        decoder = FrameDecoder(layouts)
+        assert decoder.decode(refs[1])[0, 0] == 20 and decoder.decode(refs[2])[0, 0] == 255
+    finally:
+        LAYOUTS.pop(_FakeFrames.name)

@@ -1,0 +1,72 @@
+"""Frames, videos and a stand-in LP-SAM for the annotate tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+TESTS_DIR = Path(__file__).parent
+
+
+def synthetic_frame(h: int, w: int, shift: int, seed: int) -> np.ndarray:
+    """Speckle background with one bright disc (class 1 of the stub) and one dark box (class 2)."""
+    rng = np.random.default_rng(seed)
+    image = (rng.random((h, w)) * 50 + 85).astype(np.uint8)
+    cv2.circle(image, (w // 3 + shift, h // 2), max(3, h // 6), 230, -1)
+    cv2.rectangle(image, (2 * w // 3, h // 4), (2 * w // 3 + w // 8, h // 4 + h // 5), 10, -1)
+    return image
+
+
+def make_inputs(root: Path, folders: int = 2, frames_per_folder: int = 6, video_frames: int = 12) -> Path:
+    """USCL-style frame folders, one video, one empty frame, one corrupt image and one corrupt video."""
+    for f in range(folders):
+        folder = root / "frames" / f"Cov-case{f}_mp4"
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in range(frames_per_folder):
+            cv2.imwrite(str(folder / f"Cov-case{f}_mp4_frame{k}.png"), synthetic_frame(90, 120, k, seed=100 * f + k))
+    writer = cv2.VideoWriter(str(root / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (100, 80))
+    for k in range(video_frames):
+        writer.write(cv2.cvtColor(synthetic_frame(80, 100, k, seed=1000 + k), cv2.COLOR_GRAY2BGR))
+    writer.release()
+    cv2.imwrite(str(root / "empty.png"), np.full((50, 70), 110, np.uint8))
+    (root / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (root / "broken.avi").write_bytes(b"RIFF\x00\x00 garbage")
+    return root
+
+
+def write_config(path: Path, data: Path, store: Path, checkpoint: Path, *, devices: int = 1, strategy: str = "auto",
+                 keep_empty: bool = True, flush_frames: int = 4, num_workers: int = 0,
+                 loader: str = "stub_lpsam:load_stub") -> Path:
+    config = {
+        "seed_everything": 0,
+        "trainer": {"accelerator": "cpu", "devices": devices, "strategy": strategy, "enable_model_summary": False,
+                    "enable_progress_bar": False,
+                    "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                               "init_args": {"save_dir": str(store.parent / "tb"), "name": "annotate", "version": "default"}}},
+        "model": {"class_path": "anaus_pl.tasks.annotate.AnnotateTask",
+                  "init_args": {"lpsam_checkpoint": str(checkpoint), "predictor_loader": loader,
+                                "postprocess": {"threshold": 0.5, "min_area": 0, "keep_largest_component": False,
+                                                "keep_empty": keep_empty}}},
+        "data": {"class_path": "anaus_pl.data.datamodules.annotate.AnnotateFramesDataModule",
+                 "init_args": {"batch_size": 4, "num_workers": num_workers,
+                               "inputs": [{"path": str(data), "frame_stride": 2, "max_frames_per_video": 5}]}},
+        "store": {"path": str(store), "flush_frames": flush_frames, "preview_frames": 6},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="session")
+def annotate_inputs(tmp_path_factory) -> Path:
+    return make_inputs(tmp_path_factory.mktemp("frames"))
+
+
+@pytest.fixture(scope="session")
+def stub_checkpoint(tmp_path_factory) -> Path:
+    from stub_lpsam import write_checkpoint
+
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "stub.json", image_size=64)
