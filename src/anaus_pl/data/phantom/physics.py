@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import convolve1d
+from scipy.fft import next_fast_len
 from scipy.signal import hilbert
 
 from anaus_pl.data.phantom.probes import Probe
@@ -128,7 +129,8 @@ def envelope(tissue: Tissue, scatterers: Scatterers, acquisition: Acquisition,
                     axis=0, mode="constant")
     rf = convolve1d(rf, lateral_beam(acquisition.beam_sigma), axis=1, mode="nearest")
     rf += np.float32(acquisition.noise_level) * rng.standard_normal(rf.shape, dtype=np.float32)
-    return np.abs(hilbert(rf, axis=0)).astype(np.float32)
+    rows = rf.shape[0]
+    return np.abs(hilbert(rf, N=next_fast_len(rows), axis=0)[:rows]).astype(np.float32)
 
 
 def log_compress(amplitude: np.ndarray, acquisition: Acquisition) -> np.ndarray:

@@ -32,9 +32,24 @@ class Blob:
     phases: tuple[float, ...] = ()
     spikes: tuple[tuple[float, float, float], ...] = ()
 
-    def radius_ratio(self, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
-        """Distance from the centre over the boundary distance in that direction (< 1 inside)."""
-        dy, dx = yy - self.cy, xx - self.cx
+    def reach(self) -> float:
+        """An upper bound of the boundary's distance from the centre, in pixels."""
+        spikes = max((length for _, length, _ in self.spikes), default=0.0)
+        return max(self.ry, self.rx) * (1.0 + sum(abs(a) for a in self.harmonics) + spikes)
+
+    def radius_ratio(self, yy: np.ndarray, xx: np.ndarray, margin: float = 1.6) -> np.ndarray:
+        """Distance from the centre over the boundary distance in that direction (< 1 inside).
+
+        Computed only within ``margin`` times the blob's reach; elsewhere the
+        ratio is reported as ``margin`` (far outside).
+        """
+        ratio = np.full(yy.shape, margin, np.float32)
+        reach = self.reach() * margin
+        rows = slice(max(int(self.cy - reach), 0), max(int(self.cy + reach) + 2, 0))
+        cols = slice(max(int(self.cx - reach), 0), max(int(self.cx + reach) + 2, 0))
+        dy, dx = yy[rows, cols] - self.cy, xx[rows, cols] - self.cx
+        if dy.size == 0:
+            return ratio
         cos, sin = np.cos(self.angle), np.sin(self.angle)
         u = (dx * cos + dy * sin) / self.rx
         v = (-dx * sin + dy * cos) / self.ry
@@ -46,7 +61,8 @@ class Blob:
         for spike_angle, length, width in self.spikes:
             gap = (theta - spike_angle + np.pi) % (2 * np.pi) - np.pi
             boundary += length * np.exp(-0.5 * (gap / width) ** 2)
-        return (rho / np.maximum(boundary, 0.2)).astype(np.float32)
+        ratio[rows, cols] = np.minimum(rho / np.maximum(boundary, 0.2), margin)
+        return ratio
 
     def inside(self, yy: np.ndarray, xx: np.ndarray) -> np.ndarray:
         return self.radius_ratio(yy, xx) <= 1.0
@@ -68,8 +84,13 @@ def spiculated(blob: Blob, rng: np.random.Generator, count: int, length: float) 
 
 
 def texture(shape: tuple[int, int], rng: np.random.Generator, scale: float, strength: float) -> np.ndarray:
-    """Smooth multiplicative heterogeneity: ``exp(strength * N(0,1) field of correlation length scale)``."""
-    field = cv2.GaussianBlur(rng.standard_normal(shape, dtype=np.float32), (0, 0), scale, borderType=cv2.BORDER_REFLECT)
+    """Smooth multiplicative heterogeneity ``exp(strength * z)``, ``z`` a unit-variance field of correlation length ``scale``.
+
+    Drawn on a grid ``scale`` times coarser and interpolated (cheap for long correlation lengths).
+    """
+    coarse = (int(np.ceil(shape[0] / scale)) + 3, int(np.ceil(shape[1] / scale)) + 3)
+    field = cv2.GaussianBlur(rng.standard_normal(coarse, dtype=np.float32), (0, 0), 0.8, borderType=cv2.BORDER_REFLECT)
+    field = cv2.resize(field, (int(coarse[1] * scale), int(coarse[0] * scale)), interpolation=cv2.INTER_CUBIC)[: shape[0], : shape[1]]
     field /= max(float(field.std()), 1e-6)
     return np.exp(np.float32(strength) * field).astype(np.float32)
 
