@@ -21,11 +21,13 @@ SIZES: dict[str, Counts] = {
 COMPLETE = ".complete"
 
 
-def write_phantom(out: str | Path, seed: int = 0, size: Size = "small", layouts: tuple[str, ...] | None = None) -> Path:
+def write_phantom(out: str | Path, seed: int = 0, size: Size = "small", layouts: tuple[str, ...] | None = None,
+                  counts: Counts | None = None) -> Path:
     """Write the phantom data sets under ``out/<layout>/`` and ``out/.complete`` last.
 
     Existing layout folders are replaced, so a rerun after an interruption
     starts each layout clean. The same ``seed`` and ``size`` write the same bytes.
+    ``counts`` overrides the item counts of ``size`` (tests, quick looks).
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
@@ -40,6 +42,6 @@ def write_phantom(out: str | Path, seed: int = 0, size: Size = "small", layouts:
         root = out / name
         if root.exists():
             shutil.rmtree(root)
-        WRITERS[name](root, seed, SIZES[size])
+        WRITERS[name](root, seed, counts or SIZES[size])
     (out / COMPLETE).write_text(f"seed {seed}\nsize {size}\nlayouts {' '.join(chosen)}\n")
     return out
