@@ -43,7 +43,8 @@ while (($#)); do
   esac
   shift
 done
-first=$(index_of "$from") last=$(index_of "$to")
+first=$(index_of "$from")
+last=$(index_of "$to")
 ((first <= last)) || die "--from $from comes after --to $to"
 
 gpus=${ANAUS_GPUS_PER_NODE:-2}

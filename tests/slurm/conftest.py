@@ -15,5 +15,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     skip = pytest.mark.skip(reason="needs the local SLURM cluster: run `make test-slurm`")
     for item in items:
-        if "slurm" in item.keywords:
+        if item.get_closest_marker("slurm") is not None:
             item.add_marker(skip)
