@@ -67,14 +67,16 @@ def test_chain_runs_every_stage_in_order(chain: dict[str, str]) -> None:
 
 def test_fit_stages_ran_two_ddp_ranks_under_slurm(chain: dict[str, str]) -> None:
     log = _logs(f"anaus-pretrain-{chain['pretrain']}.out")
-    assert log.count("env=SLURMEnvironment") == 2, log
-    assert re.search(r"rank 1/2 start", log), log
-    assert "exit status 0" in log
+    # Lightning prints this once per rank when it runs under SLURMEnvironment with auto-requeue.
+    assert log.count("SLURM auto-requeueing enabled") == int(os.environ["ANAUS_TASKS_PER_NODE"]), log
+    assert "srun exit status 0" in log
     if os.environ.get("ANAUS_TEST_REFERENCE_RESULT"):
         assert _result(os.environ["ANAUS_TEST_REFERENCE_RESULT"])["world_size"] == 2
 
 
 def test_sigusr1_requeue_resumes_to_the_same_step(chain: dict[str, str]) -> None:
+    if not os.environ.get("ANAUS_TEST_REQUEUE_RESULT"):
+        pytest.skip("this chain profile names no requeue result to compare (ANAUS_TEST_REQUEUE_RESULT)")
     env = dict(os.environ)
     env["ANAUS_PRETRAIN_ARGS"] = f"{env['ANAUS_PRETRAIN_ARGS']} {env['ANAUS_TEST_REQUEUE_ARGS']}"
     env["ANAUS_PRETRAIN_ROOT_DIR"] = env["ANAUS_TEST_REQUEUE_ROOT_DIR"]
