@@ -1,0 +1,63 @@
+"""Trainer presets parse with AnausCLI on top of a stage YAML and give the Trainer they promise."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.pytorch.strategies import DDPStrategy
+
+from anaus_pl.lightning_cli import AnausCLI
+from conftest import ROOT
+
+STAND_IN = str(ROOT / "tests/slurm/standin.yaml")
+
+
+def _preset(name: str) -> str:
+    return str(ROOT / "configs/trainer" / f"{name}.yaml")
+
+
+class ParseOnlyCLI(AnausCLI):
+    """Parses and validates the config without building the Trainer (GPU presets on a CPU machine)."""
+
+    def instantiate_classes(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("presets", "expected"),
+    [
+        (["cpu"], {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true", "sync_batchnorm": False}),
+        (["gpu"], {"accelerator": "gpu", "devices": 1, "strategy": "auto", "precision": "bf16-mixed", "sync_batchnorm": False}),
+        (["ddp"], {"accelerator": "gpu", "devices": -1, "strategy": "ddp", "precision": "bf16-mixed", "sync_batchnorm": True}),
+        (["ddp", "slurm"], {"accelerator": "gpu", "devices": 1, "strategy": "ddp", "precision": "bf16-mixed", "sync_batchnorm": True}),
+    ],
+)
+def test_presets_parse_after_a_stage_config(presets: list[str], expected: dict) -> None:
+    args = ["--config", STAND_IN] + [arg for name in presets for arg in ("--config", _preset(name))]
+    trainer = ParseOnlyCLI(args=args + ["--model.out_dir", "unused"], run=False).config.trainer
+    assert {key: trainer[key] for key in expected} == expected
+
+
+def test_slurm_preset_builds_a_requeueing_slurm_trainer(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    for key, value in {"SLURM_JOB_ID": "7", "SLURM_JOB_NAME": "anaus-pretrain", "SLURM_NTASKS": "1",
+                       "SLURM_NTASKS_PER_NODE": "1", "SLURM_NODELIST": "localhost", "SLURM_PROCID": "0",
+                       "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}.items():
+        monkeypatch.setenv(key, value)
+    args = ["--config", STAND_IN, "--config", _preset("cpu"), "--config", _preset("slurm"),
+            "--trainer.default_root_dir", str(tmp_path), "--model.out_dir", str(tmp_path)]
+    trainer = AnausCLI(args=args, run=False).trainer
+    environment = trainer._accelerator_connector.cluster_environment
+    assert isinstance(environment, SLURMEnvironment)
+    assert environment.auto_requeue and environment.requeue_signal == signal.SIGUSR1
+    assert isinstance(trainer.strategy, DDPStrategy)
+
+
+def test_stand_in_fits_with_bf16_autocast_on_cpu(tmp_path) -> None:
+    args = ["fit", "--config", STAND_IN, "--config", _preset("cpu"), "--trainer.precision", "bf16-mixed",
+            "--trainer.max_steps", "3", "--trainer.default_root_dir", str(tmp_path), "--model.out_dir", str(tmp_path)]
+    cli = AnausCLI(args=args)
+    assert cli.trainer.precision == "bf16-mixed"
+    assert json.loads((tmp_path / "result.json").read_text())["global_step"] == 3

@@ -1,0 +1,106 @@
+"""slurm/*.sbatch and submit_chain.sh without a cluster: a fake `srun` records what would run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+FAKE_SRUN = '#!/bin/bash\nprintf "%s\\n" "$@" > "$SRUN_ARGS"\nexit "${SRUN_STATUS:-0}"\n'
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A copy of the parts a job needs, so run directories land in tmp_path."""
+    for part in ("slurm", "configs"):
+        shutil.copytree(ROOT / part, tmp_path / part)
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin/srun").write_text(FAKE_SRUN)
+    (tmp_path / "bin/srun").chmod(0o755)
+    return tmp_path
+
+
+def _job(home: Path, stage: str, status: int = 0, **slurm_env: str) -> tuple[int, list[str], str]:
+    env = {"PATH": f"{home / 'bin'}:{os.environ['PATH']}", "HOME": str(home), "ANAUS_HOME": str(home),
+           "ANAUS_SITE": "/dev/null", "SRUN_ARGS": str(home / "srun.args"), "SRUN_STATUS": str(status),
+           "SLURM_JOB_ID": "41", **slurm_env}
+    done = subprocess.run(["bash", str(home / f"slurm/{stage}.sbatch")], env=env, capture_output=True, text=True)
+    return done.returncode, (home / "srun.args").read_text().split("\n")[:-1], done.stdout + done.stderr
+
+
+def test_batch_script_exits_with_srun_status(home: Path) -> None:
+    status, _, output = _job(home, "adapt", status=3)
+    assert status == 3, output
+    assert "srun exit status 3" in output
+
+
+def test_fit_stage_takes_devices_and_nodes_from_the_allocation(home: Path) -> None:
+    status, args, output = _job(home, "pretrain", SLURM_JOB_NUM_NODES="2", SLURM_NTASKS_PER_NODE="4",
+                                SLURM_GPUS_ON_NODE="4", ANAUS_PRETRAIN_ARGS="--trainer.max_epochs 2")
+    assert status == 0, output
+    assert args[:5] == ["--kill-on-bad-exit=1", "anaus-pl", "fit", "--config", "stages/pretrain.yaml"]
+    joined = " ".join(args)
+    assert "--config configs/trainer/ddp.yaml --config configs/trainer/slurm.yaml" in joined
+    assert "--trainer.num_nodes 2 --trainer.devices 4 --trainer.default_root_dir runs/pretrain/default" in joined
+    assert joined.endswith("--trainer.max_epochs 2")
+
+
+def test_cpu_preset_without_gpus_and_annotate_gets_trainer_flags(home: Path) -> None:
+    _, args, _ = _job(home, "annotate", SLURM_NTASKS_PER_NODE="2")
+    assert args[2:5] == ["annotate", "--config", "stages/annotate.yaml"]
+    assert "configs/trainer/cpu.yaml" in args
+
+
+@pytest.mark.parametrize(
+    ("extra_env", "expected"),
+    [({}, ["--only_fold", "3"]),
+     ({"ANAUS_EVALUATE_ARRAY_ARGS": "--only_task {}", "ANAUS_EVALUATE_ARRAY_VALUES": "pocus busi udiat tn3k"},
+      ["--only_task", "tn3k"])],
+)
+def test_evaluate_array_task_selects_its_fold_or_task(home: Path, extra_env: dict, expected: list[str]) -> None:
+    status, args, output = _job(home, "evaluate", SLURM_ARRAY_TASK_ID="3", **extra_env)
+    assert status == 0, output
+    assert args[2:5] == ["evaluate", "--config", "stages/evaluate.yaml"]
+    assert args[-2:] == expected
+    assert not any(arg.startswith("--trainer.") for arg in args)
+
+
+def test_evaluate_without_array_runs_whole(home: Path) -> None:
+    _, args, _ = _job(home, "evaluate")
+    assert args[1:] == ["anaus-pl", "evaluate", "--config", "stages/evaluate.yaml"]
+
+
+def test_fresh_job_sets_stale_requeue_checkpoints_aside_a_requeued_one_keeps_them(home: Path) -> None:
+    root = home / "runs/pretrain/default"
+    root.mkdir(parents=True)
+    (root / "hpc_ckpt_1.ckpt").write_text("old")
+    _, _, output = _job(home, "pretrain", SLURM_RESTART_COUNT="1")
+    assert (root / "hpc_ckpt_1.ckpt").exists(), output
+    _, _, output = _job(home, "pretrain", SLURM_RESTART_COUNT="0")
+    assert not (root / "hpc_ckpt_1.ckpt").exists()
+    assert (root / "stale_hpc/job41/hpc_ckpt_1.ckpt").read_text() == "old", output
+
+
+def test_submit_chain_links_stages_with_afterok() -> None:
+    env = {**os.environ, "ANAUS_PARTITION": "gpu", "ANAUS_ACCOUNT": "lab", "ANAUS_GPUS_PER_NODE": "2"}
+    done = subprocess.run([str(ROOT / "slurm/submit_chain.sh"), "--dry-run", "--", "--mail-type=FAIL"],
+                          env=env, capture_output=True, text=True, check=True)
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["adapt", "annotate", "pretrain", "evaluate", "evaluate-report"]
+    assert "--dependency" not in lines[0]
+    for before, line in zip(["adapt", "annotate", "pretrain", "evaluate"], lines[1:]):
+        assert f"--dependency=afterok:<{before}>" in line
+    assert all("--partition=gpu --account=lab" in line and line.endswith(".sbatch") for line in lines)
+    assert "--ntasks-per-node=2 --gpus-per-node=2" in lines[2]
+    assert "--array=0-4" in lines[3] and "--gpus-per-node=1" in lines[3] and "--array" not in lines[4]
+
+
+def test_submit_chain_rejects_unknown_stage() -> None:
+    done = subprocess.run([str(ROOT / "slurm/submit_chain.sh"), "--dry-run", "--from", "train"],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "unknown stage 'train'" in done.stderr
