@@ -18,7 +18,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export JSONARGPARSE_DEPRECATION_WARNINGS := off
 export PYTHONUNBUFFERED := 1
 
-.PHONY: all install data adapt annotate pretrain evaluate chain test test-fast test-slurm bench study clean-runs
+.PHONY: all install data montage adapt annotate pretrain evaluate chain test test-fast test-slurm bench study clean-runs
 
 all: chain
 
@@ -65,6 +65,13 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not ddp" $(PYTEST_ARGS)
+
+# A throwaway local SLURM cluster (Debian packages) runs the chain through slurm/*.sbatch.
+test-slurm: $(STAMP)
+	PYTHON=$(BIN)/python scripts/test_slurm.sh $(PYTEST_ARGS)
+
+montage: $(STAMP)
+	$(BIN)/python -m anaus_pl.data.phantom.montage docs/phantom_montage.png
 
 clean-runs:
 	rm -rf runs
