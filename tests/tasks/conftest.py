@@ -1,0 +1,1 @@
+import synthetic_layout  # noqa: F401  (registers the test reader)
