@@ -50,11 +50,11 @@ def test_two_phase_fit_learns_each_class_and_checkpoint_rebuilds_alone(tmp_path)
     seed_everything(0)
     data = _data(tmp_path)
     checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    trainer = Trainer(max_epochs=14, accelerator="cpu", logger=TensorBoardLogger(tmp_path, name="adapt"),
+    trainer = Trainer(max_epochs=40, accelerator="cpu", logger=TensorBoardLogger(tmp_path, name="adapt"),
                       callbacks=[checkpoints], enable_progress_bar=False, enable_model_summary=False,
                       log_every_n_steps=1)
     # a few epochs of the prompted phase, then the latent phase with the whole (tiny) network learning
-    task = _task(adapter_epochs=1, adapter_lr=5e-3, prompt_lr=5e-3, prompt_trainable=(
+    task = _task(adapter_epochs=1, adapter_lr=5e-3, prompt_lr=5e-3, dice_weight=0.5, prompt_trainable=(
         "image_encoder", "adapters", "mask_decoder", "prompt_engine"))
     trainer.fit(task, datamodule=data)
     model = load_lpsam(tmp_path / "ckpt" / "last.ckpt")

@@ -48,7 +48,8 @@ class LatentPromptEngine(nn.Module):
         if rounds < 1:
             raise ValueError(f"the prompt engine needs at least one round, got {rounds}")
         self.num_classes, self.tokens_per_class = num_classes, tokens_per_class
-        self.latent_tokens = nn.Parameter(torch.randn(num_classes * tokens_per_class, dim) * 0.02)
+        # N(0, 1) as nn.Embedding (SAM's prompt tokens): classes must start apart to specialise quickly
+        self.latent_tokens = nn.Parameter(torch.randn(num_classes * tokens_per_class, dim))
         self.patch_encoder = PatchEncoder(dim, grid_stride, patch_width)
         self.fuse = nn.ModuleList(nn.Linear(dim, dim) for _ in range(rounds))
         self.fuse_norm = nn.ModuleList(nn.LayerNorm(dim) for _ in range(rounds))
