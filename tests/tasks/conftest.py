@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import yaml
 
+import synthetic_layout  # noqa: F401  (registers the adapt tests' reader)
+
 TESTS_DIR = Path(__file__).parent
 
 

@@ -1,0 +1,37 @@
+"""Segmentation loss of LP-SAM adaptation: ``(1 - a) * BCE + a * Dice`` per class (paper: a = 0.15)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
+    """``1 - (2 sum(p y) + s) / (sum(p) + sum(y) + s)`` per leading index, over the last two dims.
+
+    An empty target with an empty prediction scores 0; an empty target with a
+    non-empty prediction is penalised (absent classes are supervised as empty).
+    """
+    probs = logits.sigmoid()
+    intersection = (probs * targets).sum((-2, -1))
+    total = probs.sum((-2, -1)) + targets.sum((-2, -1))
+    return 1 - (2 * intersection + smooth) / (total + smooth)
+
+
+def bce_dice_loss(logits: torch.Tensor, targets: torch.Tensor, dice_weight: float = 0.15,
+                  weights: torch.Tensor | None = None, smooth: float = 1.0) -> torch.Tensor:
+    """Mean over (image, class) of ``(1 - dice_weight) * BCE + dice_weight * Dice``.
+
+    ``logits``/``targets`` are ``(..., H, W)`` (targets 0/1); ``weights`` ``(...)``
+    selects which (image, class) pairs count (1: supervised, 0: the image's data
+    set does not annotate that class). Returns 0 when nothing is supervised.
+    """
+    if not 0.0 <= dice_weight <= 1.0:
+        raise ValueError(f"dice_weight must lie in [0, 1], got {dice_weight}")
+    targets = targets.to(logits.dtype)
+    bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean((-2, -1))
+    per_item = (1 - dice_weight) * bce + dice_weight * soft_dice_loss(logits, targets, smooth)
+    if weights is None:
+        return per_item.mean()
+    weights = weights.to(per_item.dtype)
+    return (per_item * weights).sum() / weights.sum().clamp_min(1.0)
