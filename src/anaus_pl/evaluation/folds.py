@@ -4,8 +4,8 @@ A fold is a list of sample sources. Items that share a group (the reader's
 ``SampleRef.patient``, else the file part of ``path#frame`` so that frames of
 one video stay together) always fall into the same fold. For classification
 the folds are stratified: groups are placed, largest first, into the fold
-whose class histogram stays closest to the overall class distribution (the
-idea of scikit-learn's ``StratifiedGroupKFold``, which is not a dependency).
+that keeps each class's share most even across folds (the criterion of
+scikit-learn's ``StratifiedGroupKFold``; scikit-learn is not a dependency).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def make_folds(refs: Sequence[SampleRef], n_folds: int, seed: int, stratify: boo
     order = rng.permutation(len(names))
     # Largest groups first (ties in the seeded random order): they are the hardest to balance.
     order = order[np.argsort(-counts[order].sum(1), kind="stable")]
-    target = counts.sum(0) / counts.sum()
+    class_totals = counts.sum(0)
     fold_counts = np.zeros((n_folds, counts.shape[1]))
     assignment: list[list[str]] = [[] for _ in range(n_folds)]
     for row in order:
@@ -59,11 +59,9 @@ def make_folds(refs: Sequence[SampleRef], n_folds: int, seed: int, stratify: boo
         for fold in range(n_folds):
             trial = fold_counts.copy()
             trial[fold] += counts[row]
-            sizes = trial.sum(1, keepdims=True)
-            share = np.divide(trial, sizes, out=np.zeros_like(trial), where=sizes > 0)
-            imbalance = np.abs(share - target).sum(1).mean() if stratify else 0.0
-            costs.append((imbalance + trial.sum(1).std() / max(1.0, counts.sum() / n_folds), fold))
-        fold = min(costs)[1]
+            # Spread of each class's share across folds (also balances fold sizes); ties go to the smaller fold.
+            costs.append((float(np.std(trial / class_totals, axis=0).mean()), trial[fold].sum(), fold))
+        fold = min(costs)[2]
         fold_counts[fold] += counts[row]
         assignment[fold].append(names[row])
     return [sorted((ref.source for name in fold for ref in groups[name])) for fold in assignment]
