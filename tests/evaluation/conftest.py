@@ -40,13 +40,13 @@ class FakeSegmentation(Layout):
 
 
 class FakeOfficial(FakeSegmentation):
-    """The same data with official folds covering all but the last two images."""
+    """The same data with three official folds covering all but the last two images."""
 
     name = "fake-official"
 
     def official_folds(self) -> list[list[str]]:
         sources = [ref.source for ref in self.index()][:-2]
-        return [sources[k::5] for k in range(5)]
+        return [sources[k::3] for k in range(3)]
 
 
 class FakeClassification(Layout):
