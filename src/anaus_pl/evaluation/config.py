@@ -1,0 +1,109 @@
+"""The evaluate stage's configuration (parsed by jsonargparse from ``stages/evaluate.yaml``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Optional, Union
+
+
+@dataclass
+class TaskConfig:
+    """One downstream task: where its data is and the protocol it is trained with.
+
+    Args:
+        name: the task's name in results and reports (``pocus-cls``, ``udiat-seg``, ...).
+        layout: reader name for :func:`anaus_pl.data.layouts.get_layout` (``busi``, ``pocus-uscl``, ...).
+        root: the data set's root folder.
+        kind: ``classification`` or ``segmentation``.
+        head: ``linear`` for classification; ``fpn`` (fast) or ``maskrcnn`` (paper) for segmentation.
+        foreground: anatomy names forming the segmentation foreground (all of the reader's when empty).
+        empty_masks: segmentation images whose mask is empty (BUSI normals): ``exclude`` them or ``include``
+            them, scored by the empty-mask policy of docs/evaluate.md.
+        folds: ``auto`` (the layout's official folds when it has them, else generated), ``official`` or ``generated``.
+        image_size: letterboxed input size in pixels.
+        epochs: training epochs per fold (paper classification: 30).
+        batch_size: training batch size (paper classification: 32).
+        optimizer: ``adam`` (paper classification) or ``sgd`` (paper Mask R-CNN).
+        lr: learning rate (paper classification: 0.01).
+        weight_decay: weight decay (paper: 1e-4).
+        mode: ``finetune`` (last ``trainable_stages`` backbone stages), ``linear`` (probe) or ``full``.
+        trainable_stages: backbone stages trained in ``finetune`` mode (paper: the last three).
+        patience: early-stopping patience in epochs on the inner validation split (None: no early stopping).
+        fpn_channels: channels of the FPN (both segmentation heads).
+        crop_scale: area range of the random resized crop augmentation.
+    """
+
+    name: str
+    layout: str
+    root: str
+    kind: Literal["classification", "segmentation"]
+    head: Literal["linear", "fpn", "maskrcnn"] = "linear"
+    foreground: list[str] = field(default_factory=list)
+    empty_masks: Literal["exclude", "include"] = "exclude"
+    folds: Literal["auto", "official", "generated"] = "auto"
+    image_size: int = 224
+    epochs: int = 30
+    batch_size: int = 32
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = 0.01
+    weight_decay: float = 1e-4
+    mode: Literal["finetune", "linear", "full"] = "finetune"
+    trainable_stages: int = 3
+    patience: Optional[int] = None
+    fpn_channels: int = 64
+    crop_scale: tuple[float, float] = (0.8, 1.0)
+
+    def __post_init__(self) -> None:
+        heads = {"classification": ("linear",), "segmentation": ("fpn", "maskrcnn")}[self.kind]
+        if self.head not in heads:
+            raise ValueError(f"task {self.name!r}: a {self.kind} task needs head {' or '.join(heads)}, got {self.head!r}")
+        if self.image_size < 32 or self.epochs < 1 or self.batch_size < 2:
+            raise ValueError(f"task {self.name!r}: need image_size >= 32, epochs >= 1 and batch_size >= 2")
+
+
+@dataclass
+class EvaluateConfig:
+    """The whole evaluation: tasks x inits x folds.
+
+    Args:
+        tasks: the downstream tasks.
+        inits: encoder inits to compare: ``encoder:<path>``, ``random``, ``torchvision:<file>``, ``timm:<file>``.
+        out_dir: output folder (results, folds, report, figures, TensorBoard).
+        arch: backbone architecture for ``random`` and user weight files.
+        library: ``torchvision`` or ``timm`` for ``random`` inits.
+        n_folds: cross-validation folds.
+        seed: fold seed; fold k trains with seed ``seed + k`` for every init alike.
+        val_fraction: share of a fold's training part held out for model selection / early stopping.
+        selection: ``inner_validation`` (honest) or ``test_fold_best_epoch`` (USCL/HiCo/ANAUS-compatible:
+            the best epoch is chosen on the test fold; reports say so in their title).
+        accelerator, devices, precision: passed to the Lightning Trainer.
+        num_workers: DataLoader workers.
+        progress_bar: Lightning's per-epoch bar (the per-unit progress is always shown).
+        overlay_cases: best and worst segmentation cases drawn per task and init.
+    """
+
+    tasks: list[TaskConfig]
+    inits: list[str]
+    out_dir: str = "runs/evaluate/default"
+    arch: str = "resnet18"
+    library: Literal["torchvision", "timm"] = "torchvision"
+    n_folds: int = 5
+    seed: int = 0
+    val_fraction: float = 0.2
+    selection: Literal["inner_validation", "test_fold_best_epoch"] = "inner_validation"
+    accelerator: str = "auto"
+    devices: Union[int, str] = 1
+    precision: str = "32-true"
+    num_workers: int = 0
+    progress_bar: bool = False
+    overlay_cases: int = 4
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"task names must be unique, got {names}")
+        if not self.inits:
+            raise ValueError("give at least one init (encoder:<path>, random, torchvision:<file>, timm:<file>)")
+        for init in self.inits:
+            if init.partition(":")[0] not in ("encoder", "random", "torchvision", "timm"):
+                raise ValueError(f"init {init!r}: use encoder:<path>, random, torchvision:<file> or timm:<file>")
