@@ -89,3 +89,24 @@ def test_wrong_config_values_are_clear_errors(data_root: Path, tmp_path: Path) -
         TaskConfig("s", "fake-seg", str(data_root), "segmentation", head="linear")
     with pytest.raises(ValueError, match="init 'imagenet'"):
         _config(data_root, tmp_path, ["imagenet"])
+
+
+def test_restricted_runs_write_results_only_then_a_full_run_reports(data_root: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def fake_unit(config, task, init, k, *args, **kwargs):
+        calls.append(k)
+        return {"metrics": {"accuracy": 0.5}, "seconds": 0.0, "fold": k}
+
+    monkeypatch.setattr(runner, "run_unit", fake_unit)
+    monkeypatch.setattr("anaus_pl.evaluation.report.build_report", lambda out, config, folds: out / "report.json")
+    out = tmp_path / "out"
+    assert runner.evaluate(_config(data_root, out, ["random"], only_folds=[1])) is None
+    assert calls == [1] and not (out / "config.json").exists()
+    assert runner.evaluate(_config(data_root, out, ["random"])) == out / "report.json"
+    assert calls == [1, 0, 2]
+    with pytest.raises(ValueError, match="only_folds"):
+        _config(data_root, out, ["random"], only_folds=[3])
+    with pytest.raises(ValueError, match="only_tasks"):
+        _config(data_root, out, ["random"], only_tasks=["nope"])

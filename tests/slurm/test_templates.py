@@ -58,9 +58,9 @@ def test_cpu_preset_without_gpus_and_annotate_gets_trainer_flags(home: Path) -> 
 
 @pytest.mark.parametrize(
     ("extra_env", "expected"),
-    [({}, ["--only_fold", "3"]),
-     ({"ANAUS_EVALUATE_ARRAY_ARGS": "--only_task {}", "ANAUS_EVALUATE_ARRAY_VALUES": "pocus busi udiat tn3k"},
-      ["--only_task", "tn3k"])],
+    [({}, ["--only_folds", "[3]"]),
+     ({"ANAUS_EVALUATE_ARRAY_ARGS": "--only_tasks [{}]", "ANAUS_EVALUATE_ARRAY_VALUES": "pocus busi udiat tn3k"},
+      ["--only_tasks", "[tn3k]"])],
 )
 def test_evaluate_array_task_selects_its_fold_or_task(home: Path, extra_env: dict, expected: list[str]) -> None:
     status, args, output = _job(home, "evaluate", SLURM_ARRAY_TASK_ID="3", **extra_env)

@@ -34,5 +34,5 @@ def main(argv: Sequence[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     report = evaluate(parse(argv))
-    print(f"report: {report.with_suffix('.md')}")
+    print(f"report: {report.with_suffix('.md')}" if report else "restricted run finished; rerun without only_* for the report")
     return 0

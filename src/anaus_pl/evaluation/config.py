@@ -80,6 +80,8 @@ class EvaluateConfig:
         num_workers: DataLoader workers.
         progress_bar: Lightning's per-epoch bar (the per-unit progress is always shown).
         overlay_cases: best and worst segmentation cases drawn per task and init.
+        only_tasks: run only these tasks (e.g. one SLURM array task each); no report is written.
+        only_folds: run only these fold indices (0-based; e.g. one SLURM array task each); no report is written.
     """
 
     tasks: list[TaskConfig]
@@ -97,11 +99,19 @@ class EvaluateConfig:
     num_workers: int = 0
     progress_bar: bool = False
     overlay_cases: int = 4
+    only_tasks: Optional[list[str]] = None
+    only_folds: Optional[list[int]] = None
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique, got {names}")
+        unknown = sorted(set(self.only_tasks or []) - set(names))
+        if unknown:
+            raise ValueError(f"only_tasks: unknown tasks {unknown}; configured tasks are {names}")
+        bad_folds = sorted(k for k in self.only_folds or [] if not 0 <= k < self.n_folds)
+        if bad_folds:
+            raise ValueError(f"only_folds: {bad_folds} outside 0..{self.n_folds - 1}")
         if not self.inits:
             raise ValueError("give at least one init (encoder:<path>, random, torchvision:<file>, timm:<file>)")
         for init in self.inits:

@@ -164,29 +164,38 @@ def write_json(path: Path, payload: dict) -> None:
     partial.replace(path)
 
 
-def evaluate(config: EvaluateConfig) -> Path:
-    """Run every unit not yet on disk, then write the report; returns ``report.json``'s path."""
+def evaluate(config: EvaluateConfig) -> Path | None:
+    """Run every unit not yet on disk, then write the report; returns ``report.json``'s path.
+
+    A run restricted by ``only_tasks`` / ``only_folds`` (one SLURM array task)
+    writes its results only and returns None: the unrestricted run that follows
+    skips every finished unit and writes the report.
+    """
     from anaus_pl.evaluation.report import build_report
 
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "config.json", asdict(config))
-    total = len(config.tasks) * len(config.inits) * config.n_folds
+    partial_run = config.only_tasks is not None or config.only_folds is not None
+    if not partial_run:
+        write_json(out_dir / "config.json", asdict(config))
+    tasks = [t for t in config.tasks if config.only_tasks is None or t.name in config.only_tasks]
+    folds_wanted = range(config.n_folds) if config.only_folds is None else sorted(set(config.only_folds))
+    total = len(tasks) * len(config.inits) * len(folds_wanted)
     progress = tqdm(total=total, desc="evaluate", unit="fold")
     folds_by_task = {}
-    for task in config.tasks:
-        pending = [(init, k) for init in config.inits for k in range(config.n_folds)
+    for task in tasks:
+        pending = [(init, k) for init in config.inits for k in folds_wanted
                    if not result_path(out_dir, task.name, init, k).is_file()]
         if not pending and (out_dir / "folds" / f"{task.name}.json").is_file():
             folds_by_task[task.name] = json.loads((out_dir / "folds" / f"{task.name}.json").read_text())
-            progress.update(len(config.inits) * config.n_folds)
+            progress.update(len(config.inits) * len(folds_wanted))
             continue
         layout, refs, data, class_names = prepare_task(task)
         folds, origin, excluded = task_folds(layout, refs, task, config.n_folds, config.seed)
         save_folds(out_dir / "folds" / f"{task.name}.json", folds, origin, None if origin.startswith("official") else config.seed, excluded)
         folds_by_task[task.name] = json.loads((out_dir / "folds" / f"{task.name}.json").read_text())
         for init in config.inits:
-            for k in range(len(folds)):
+            for k in (k for k in range(len(folds)) if config.only_folds is None or k in config.only_folds):
                 path = result_path(out_dir, task.name, init, k)
                 progress.set_postfix_str(f"{task.name} | {init_label(init)} | fold {k + 1}/{len(folds)}")
                 if path.is_file():
@@ -199,5 +208,9 @@ def evaluate(config: EvaluateConfig) -> Path:
                              headline, record["metrics"][headline], record["seconds"])
                 progress.update()
     progress.close()
+    if partial_run:
+        log.info("restricted run (only_tasks=%s, only_folds=%s): results written, report left to a full run",
+                 config.only_tasks, config.only_folds)
+        return None
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     return build_report(out_dir, config, folds_by_task)
