@@ -24,7 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     checkpoint = torch.load(args.ckpt, map_location="cpu", weights_only=False)
     if "encoder_meta" not in checkpoint:
         parser.error(f"{args.ckpt}: not a pretrain checkpoint (no encoder_meta); pass the checkpoint of `anaus-pl fit --config stages/pretrain.yaml`")
-    task = PretrainTask.load_from_checkpoint(args.ckpt, map_location="cpu")
+    task = PretrainTask(**checkpoint["hyper_parameters"])
+    task.load_state_dict(checkpoint["state_dict"])
     meta = EncoderMeta(**{**checkpoint["encoder_meta"], "source_checkpoint": str(args.ckpt)})
     weights = save_encoder(task.online.encoder.backbone, meta, args.out)
     load_encoder(weights)  # the written pair must load strictly
