@@ -97,3 +97,15 @@ def test_bad_config_is_named() -> None:
         TwoViewTransform(ViewConfig(image_size=100))
     with pytest.raises(ValueError, match="min_overlap"):
         TwoViewTransform(ViewConfig(min_overlap=0.0))
+
+
+def test_view_grid_colours_regions_but_not_background() -> None:
+    from anaus_pl.data.view_grid import view_grid
+
+    image = torch.full((1, 16, 16), 0.5)
+    labels = torch.zeros(16, 16, dtype=torch.uint8)
+    labels[:8] = 2
+    grid = view_grid([[(image, labels), (image, torch.zeros_like(labels))]], size=16)
+    assert grid.shape == (3, 20, 38) and grid.dtype == torch.uint8
+    top, bottom = grid[:, 2 + 2, 2 + 2], grid[:, 2 + 12, 2 + 2]
+    assert not torch.equal(top, bottom) and bottom.tolist() == [127, 127, 127]

@@ -214,7 +214,7 @@ class PretrainTask(LightningModule):
         b = batch["view1"].shape[0]
         scalars = {f"train/{k}": v for k, v in out.items() if v.ndim == 0}
         scalars["train/momentum"] = torch.tensor(self.momentum)
-        scalars["train/lr"] = torch.tensor(self.trainer.optimizers[0].param_groups[0]["lr"]) if self._trainer else torch.tensor(0.0)
+        scalars["train/lr"] = torch.tensor(self.trainer.optimizers[0].param_groups[0]["lr"])
         self.log_dict(scalars, on_step=True, on_epoch=False, batch_size=b, sync_dist=False)
         self.log("train/loss_epoch", out["loss"], on_step=False, on_epoch=True, batch_size=b, prog_bar=True, sync_dist=True)
         every = self.hparams.log_images_every_n_steps
