@@ -1,4 +1,4 @@
-"""Frames, videos and a stand-in LP-SAM for the annotate tests."""
+"""Fixtures of the task tests: annotate frames and stand-in LP-SAM, adapt reader, pretrain store."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 import synthetic_layout  # noqa: F401  (registers the adapt tests' reader)
+from synthetic_store import write_synthetic_store
 
 TESTS_DIR = Path(__file__).parent
 
@@ -72,3 +73,8 @@ def stub_checkpoint(tmp_path_factory) -> Path:
     from stub_lpsam import write_checkpoint
 
     return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "stub.json", image_size=64)
+
+
+@pytest.fixture(scope="session")
+def synthetic_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synthetic_store(tmp_path_factory.mktemp("store") / "anatomy.h5")

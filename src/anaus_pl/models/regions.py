@@ -1,0 +1,73 @@
+"""Regions of a label map at a feature scale: area fractions, K-of-them sampling, mask-average pooling."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+Weighting = Literal["area", "uniform"]
+
+
+def region_fractions(label_map: torch.Tensor, num_ids: int, size: int) -> torch.Tensor:
+    """Area fraction of each region id in each cell of a ``size x size`` grid.
+
+    ``label_map`` is ``(B, H, W)`` integer; returns ``(B, num_ids, size, size)``
+    whose values over ids sum to 1 in every cell (adaptive average pooling of the one-hot map).
+    """
+    one_hot = F.one_hot(label_map.long(), num_ids).permute(0, 3, 1, 2).to(torch.float32)
+    return F.adaptive_avg_pool2d(one_hot, size)
+
+
+def region_areas(label_map: torch.Tensor, num_ids: int) -> torch.Tensor:
+    """Fraction of the image each region id covers, ``(B, num_ids)``."""
+    return F.one_hot(label_map.long().flatten(1), num_ids).to(torch.float32).mean(1)
+
+
+def sample_region_ids(
+    areas_a: torch.Tensor,
+    areas_b: torch.Tensor,
+    k: int,
+    weighting: Weighting = "area",
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw ``k`` region ids per image (with replacement) among the ids present in both views.
+
+    The probability of an id is proportional to its mean area over the two views
+    (``area``, the paper) or uniform over the ids present (``uniform``, the released code).
+    Returns ``ids (B, k)`` and ``valid (B, k)``; an image with no id in common
+    (impossible when the views overlap) gets id 0 and ``valid = False``.
+    """
+    present = (areas_a > 0) & (areas_b > 0)
+    if weighting == "area":
+        weights = (areas_a + areas_b) * present
+    elif weighting == "uniform":
+        weights = present.to(areas_a.dtype)
+    else:
+        raise ValueError(f"region weighting must be 'area' or 'uniform', got {weighting!r}")
+    usable = present.any(1)
+    weights = torch.where(usable[:, None], weights, torch.ones_like(weights))
+    ids = torch.multinomial(weights, k, replacement=True, generator=generator)
+    valid = usable[:, None].expand_as(ids)
+    return torch.where(valid, ids, torch.zeros_like(ids)), valid
+
+
+def pool_regions(features: torch.Tensor, fractions: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """Mask-average pooling: the area-weighted mean feature of each sampled region.
+
+    ``features (B, C, s, s)``, ``fractions (B, R, s, s)`` from :func:`region_fractions`
+    at the same size, ``ids (B, K)``; returns ``(B, K, C)`` with
+    ``h_{b,k} = sum_cells a_{m_{b,k}} f / max(sum_cells a_{m_{b,k}}, eps)``.
+    """
+    if features.shape[-2:] != fractions.shape[-2:]:
+        raise ValueError(f"features {tuple(features.shape)} and region fractions {tuple(fractions.shape)} differ in size")
+    masks = torch.gather(fractions.flatten(2), 1, ids[:, :, None].expand(-1, -1, fractions.shape[-2] * fractions.shape[-1]))
+    masks = masks / masks.sum(-1, keepdim=True).clamp_min(1e-6)
+    return torch.einsum("bkn,bcn->bkc", masks.to(features.dtype), features.flatten(2))
+
+
+def distinct_per_row(ids: torch.Tensor) -> torch.Tensor:
+    """Number of distinct ids in each row of ``(B, K)``."""
+    ordered = ids.sort(dim=1).values
+    return 1 + (ordered[:, 1:] != ordered[:, :-1]).sum(1)

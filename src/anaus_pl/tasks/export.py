@@ -1,0 +1,33 @@
+"""``anaus-pl export --ckpt CKPT --out DIR``: write a pretrain checkpoint's encoder as encoder.pt + encoder.json."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from anaus_pl.models.export import EncoderMeta, load_encoder, save_encoder
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="anaus-pl export", description="Write a pretrain checkpoint's online encoder as encoder.pt + encoder.json.")
+    parser.add_argument("--ckpt", required=True, type=Path, help="a pretrain Lightning checkpoint (e.g. runs/pretrain/default/checkpoints/last.ckpt)")
+    parser.add_argument("--out", required=True, type=Path, help="output directory for encoder.pt and encoder.json")
+    args = parser.parse_args(argv)
+    if not args.ckpt.is_file():
+        parser.error(f"{args.ckpt}: checkpoint not found; train with `anaus-pl fit --config stages/pretrain.yaml` first")
+
+    from anaus_pl.tasks.pretrain import PretrainTask
+
+    checkpoint = torch.load(args.ckpt, map_location="cpu", weights_only=False)
+    if "encoder_meta" not in checkpoint:
+        parser.error(f"{args.ckpt}: not a pretrain checkpoint (no encoder_meta); pass the checkpoint of `anaus-pl fit --config stages/pretrain.yaml`")
+    task = PretrainTask(**checkpoint["hyper_parameters"])
+    task.load_state_dict(checkpoint["state_dict"])
+    meta = EncoderMeta(**{**checkpoint["encoder_meta"], "source_checkpoint": str(args.ckpt)})
+    weights = save_encoder(task.online.encoder.backbone, meta, args.out)
+    load_encoder(weights)  # the written pair must load strictly
+    print(f"wrote {weights} and {weights.with_name('encoder.json')}")
+    return 0

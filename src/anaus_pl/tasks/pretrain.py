@@ -1,0 +1,311 @@
+"""Stage 3: dual-policy anatomy-anchored SSL (alignment + core-region prediction) as a LightningModule.
+
+Per step, for every scale ``s`` (one backbone pass per branch serves all scales):
+
+    L = sum_s [ L_align,s  +  lambda_ctx * L_core,s ]
+
+* online = encoder f + FPN + projectors g_s, then predictors q_s; target = EMA copy of
+  f, FPN and g_s, updated once per optimizer step with a cosine momentum schedule;
+* K region ids per image and scale, drawn in proportion to area among the ids present in
+  both views, shared by both views and both networks (see :mod:`anaus_pl.models.regions`);
+* the core crop of view 1 is corrupted for the online branch, the clean core of view 2
+  feeds the target, with their own shared K ids.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import asdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import nn
+
+from anaus_pl.data.corruption import CorruptionConfig, corrupt
+from anaus_pl.data.view_grid import view_grid
+from anaus_pl.losses.alignment import region_alignment_loss
+from anaus_pl.losses.core_region import CoreLossKind, core_region_loss
+from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
+from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, EncoderMeta, save_encoder
+from anaus_pl.models.heads import ScaleHeads
+from anaus_pl.models.regions import Weighting, distinct_per_row, pool_regions, region_areas, region_fractions, sample_region_ids
+
+log = logging.getLogger(__name__)
+Regions = dict[str, tuple[torch.Tensor, torch.Tensor]]  # scale -> (fractions (B, R, s, s), ids (B, K))
+Slots = dict[str, tuple[torch.Tensor, torch.Tensor]]  # scale -> (ids (B, K), valid (B, K))
+
+
+class RegionEmbedder(nn.Module):
+    """Encoder + FPN + per-scale projector: images and regions -> ``{scale: (B, K, D)}``."""
+
+    def __init__(self, encoder: MultiScaleEncoder, projectors: ScaleHeads) -> None:
+        super().__init__()
+        self.encoder, self.projectors = encoder, projectors
+
+    def forward(self, images: torch.Tensor, regions: Regions) -> dict[str, torch.Tensor]:
+        features = self.encoder(images)
+        return {s: self.projectors(s, pool_regions(features[s], *regions[s])) for s in regions}
+
+
+def cosine_momentum(step: int, total_steps: int, base: float) -> float:
+    """BYOL's target momentum ``1 - (1 - base) (cos(pi k / K) + 1) / 2``, rising from ``base`` to 1."""
+    progress = min(step / max(total_steps, 1), 1.0)
+    return 1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
+
+
+def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
+    """LR factor: linear warm-up from 0 over ``warmup_steps``, then cosine to 0 at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+
+
+class PretrainTask(LightningModule):
+    """ANAUS pre-training.
+
+    Args:
+        arch, library: backbone (torchvision ``resnet18/50/101/152`` or a timm CNN).
+        scales: feature levels used (``c5`` and FPN ``p5..p2``); the paper's are ``c5, p4, p3, p2``.
+        fpn_channels: FPN width.
+        projector_hidden, embedding_dim, predictor_hidden: MLP sizes (1024, 256, 4096).
+        share_heads: one projector per input width and one predictor for all scales (released code).
+        regions_per_view: K, region slots per image and scale.
+        region_weighting: ``area`` (paper) or ``uniform`` (released code).
+        tau: alignment temperature.
+        lambda_ctx: weight of the core-region term.
+        use_alignment, use_core: ablation switches.
+        core_loss: ``normalized`` (squared L2 on unit vectors) or ``mse`` (released code).
+        corruption: the online core crop's corruption rates.
+        base_momentum: target EMA momentum at step 0 (cosine to 1).
+        optimizer: ``lars`` (paper) or ``adamw``.
+        base_lr: learning rate per 256 images when ``scale_lr`` (paper 0.3), else the learning rate.
+        scale_lr: multiply ``base_lr`` by global batch / 256.
+        weight_decay: applied to weights only (bias and norm parameters excluded, also from LARS adaptation).
+        lars_momentum, trust_coeff: LARS's SGD momentum and trust coefficient (eta).
+        warmup_epochs: linear warm-up length, then cosine per step.
+        mean, std: input normalisation (written to ``encoder.json``).
+        export_dir: where ``encoder.pt``/``encoder.json`` go on fit end (default: the logger's run dir).
+        log_images_every_n_steps: period of the TensorBoard view grid (0: never).
+    """
+
+    def __init__(
+        self,
+        arch: str = "resnet18",
+        library: Literal["torchvision", "timm"] = "torchvision",
+        scales: Sequence[str] = ("c5", "p4", "p3", "p2"),
+        fpn_channels: int = 256,
+        projector_hidden: int = 1024,
+        embedding_dim: int = 256,
+        predictor_hidden: int = 4096,
+        share_heads: bool = False,
+        regions_per_view: int = 16,
+        region_weighting: Weighting = "area",
+        tau: float = 0.1,
+        lambda_ctx: float = 1.0,
+        use_alignment: bool = True,
+        use_core: bool = True,
+        core_loss: CoreLossKind = "normalized",
+        corruption: CorruptionConfig | None = None,
+        base_momentum: float = 0.99,
+        optimizer: Literal["lars", "adamw"] = "lars",
+        base_lr: float = 0.3,
+        scale_lr: bool = True,
+        weight_decay: float = 1e-6,
+        lars_momentum: float = 0.9,
+        trust_coeff: float = 1e-3,
+        warmup_epochs: float = 3.0,
+        mean: tuple[float, float, float] = DEFAULT_MEAN,
+        std: tuple[float, float, float] = DEFAULT_STD,
+        export_dir: str | None = None,
+        log_images_every_n_steps: int = 200,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if not (use_alignment or use_core):
+            raise ValueError("model.use_alignment and model.use_core are both false: nothing to train")
+        if optimizer not in ("lars", "adamw"):
+            raise ValueError(f"model.optimizer must be 'lars' or 'adamw', got {optimizer!r}")
+        self.scales = list(scales)
+        self.corruption = corruption or CorruptionConfig()
+        encoder = MultiScaleEncoder(arch, library, self.scales, fpn_channels)
+        projectors = ScaleHeads(encoder.out_channels, projector_hidden, embedding_dim, shared=share_heads)
+        self.online = RegionEmbedder(encoder, projectors)
+        self.predictors = ScaleHeads({s: embedding_dim for s in self.scales}, predictor_hidden, embedding_dim, shared=share_heads)
+        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.momentum = base_momentum
+
+    # ----------------------------------------------------------------- inputs
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Grayscale ``(B, 1, H, W)`` in [0, 1] -> 3-channel normalised network input."""
+        return (images.expand(-1, 3, -1, -1) - self.pixel_mean) / self.pixel_std
+
+    def draw_regions(self, mask_a: torch.Tensor, mask_b: torch.Tensor, image_size: int, num_ids: int) -> tuple[Regions, Regions, Slots]:
+        """Region fractions of each label map at every scale and K ids per scale shared by both.
+
+        Returns the regions of ``a``, those of ``b`` and the slots ``{scale: (ids, valid)}``.
+        """
+        areas_a, areas_b = region_areas(mask_a, num_ids), region_areas(mask_b, num_ids)
+        regions_a: Regions = {}
+        regions_b: Regions = {}
+        slots: Slots = {}
+        for scale, size in scale_sizes(self.scales, image_size).items():
+            ids, valid = sample_region_ids(areas_a, areas_b, self.hparams.regions_per_view, self.hparams.region_weighting)
+            regions_a[scale] = (region_fractions(mask_a, num_ids, size), ids)
+            regions_b[scale] = (region_fractions(mask_b, num_ids, size), ids)
+            slots[scale] = (ids, valid)
+        return regions_a, regions_b, slots
+
+    # ---------------------------------------------------------------- forward
+    def embed(self, images: torch.Tensor, regions: Regions) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Online predictions q_s(g_s(.)) and target projections g'_s(.) of ``images (B, 1, S, S)`` in [0, 1]."""
+        x = self.normalize(images)
+        predictions = {s: self.predictors(s, z) for s, z in self.online(x, regions).items()}
+        with torch.no_grad():
+            targets = self.target(x, regions)
+        return predictions, targets
+
+    def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Every loss term and diagnostic of one batch (keys ``align/<scale>``, ``core/<scale>``, ``loss`` ...)."""
+        hp = self.hparams
+        b = batch["view1"].shape[0]
+        masks = [batch[k].long() for k in ("mask1", "mask2", "core_mask1", "core_mask2")]
+        num_ids = int(max(m.max() for m in masks)) + 1
+        out: dict[str, torch.Tensor] = {}
+        total = torch.zeros((), device=masks[0].device)
+        if hp.use_alignment:
+            views = torch.cat([batch["view1"], batch["view2"]]).float() / 255.0
+            regions_1, regions_2, slots = self.draw_regions(masks[0], masks[1], views.shape[-1], num_ids)
+            both = {s: (torch.cat([regions_1[s][0], regions_2[s][0]]), torch.cat([regions_1[s][1], regions_2[s][1]])) for s in self.scales}
+            predictions, targets = self.embed(views, both)
+            stats = []
+            for s in self.scales:
+                ids, valid = slots[s]
+                result = region_alignment_loss(predictions[s][:b], predictions[s][b:], targets[s][:b], targets[s][b:], ids, valid, hp.tau)
+                out[f"align/{s}"] = result.loss
+                total = total + result.loss
+                stats.append(torch.stack([result.positive_similarity, result.negative_similarity, distinct_per_row(ids).float().mean()]))
+            out["positive_similarity"], out["negative_similarity"], out["regions_per_image"] = torch.stack(stats).mean(0)
+        if hp.use_core:
+            core_online = corrupt(batch["core1"].float() / 255.0, self.corruption)
+            core_target = batch["core2"].float() / 255.0
+            regions_1, regions_2, slots = self.draw_regions(masks[2], masks[3], core_online.shape[-1], num_ids)
+            predictions = {s: self.predictors(s, z) for s, z in self.online(self.normalize(core_online), regions_1).items()}
+            with torch.no_grad():
+                targets = self.target(self.normalize(core_target), regions_2)
+            for s in self.scales:
+                term = core_region_loss(predictions[s], targets[s], slots[s][1], hp.core_loss)
+                out[f"core/{s}"] = term
+                total = total + hp.lambda_ctx * term
+            out["core_online_images"] = core_online.detach()
+        out["loss"] = total
+        return out
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        out = self.compute_losses(batch)
+        b = batch["view1"].shape[0]
+        scalars = {f"train/{k}": v for k, v in out.items() if v.ndim == 0}
+        scalars["train/momentum"] = torch.tensor(self.momentum)
+        scalars["train/lr"] = torch.tensor(self.trainer.optimizers[0].param_groups[0]["lr"])
+        self.log_dict(scalars, on_step=True, on_epoch=False, batch_size=b, sync_dist=False)
+        self.log("train/loss_epoch", out["loss"], on_step=False, on_epoch=True, batch_size=b, prog_bar=True, sync_dist=True)
+        every = self.hparams.log_images_every_n_steps
+        if every and self.global_step % every == 0:
+            self._log_view_grid(batch, out.get("core_online_images"))
+        return out["loss"]
+
+    # -------------------------------------------------------------- EMA target
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The optimizer step, then exactly one EMA update of the target."""
+        super().optimizer_step(*args, **kwargs)
+        self.momentum = cosine_momentum(self.trainer.global_step, self.trainer.estimated_stepping_batches, self.hparams.base_momentum)
+        self.update_target(self.momentum)
+
+    @torch.no_grad()
+    def update_target(self, momentum: float) -> None:
+        """``xi <- m xi + (1 - m) theta`` over the parameters of encoder, FPN and projectors."""
+        online = [p.detach() for p in self.online.parameters()]
+        target = list(self.target.parameters())
+        torch._foreach_lerp_(target, online, 1.0 - momentum)
+
+    # --------------------------------------------------------------- optimiser
+    def global_batch_size(self) -> int:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        per_device = getattr(datamodule, "batch_size", None)
+        if per_device is None:
+            raise ValueError("the datamodule has no batch_size; the LR scaling needs it")
+        return int(per_device) * self.trainer.world_size * self.trainer.accumulate_grad_batches
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        hp = self.hparams
+        trainable = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        decay = [p for n, p in trainable if p.ndim > 1]
+        no_decay = [p for n, p in trainable if p.ndim <= 1]
+        groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        lr = hp.base_lr * self.global_batch_size() / 256 if hp.scale_lr else hp.base_lr
+        if hp.optimizer == "lars":
+            from timm.optim import Lars
+
+            # timm's LARS adapts only groups with weight decay: bias/norm are excluded from both.
+            optimizer = Lars(groups, lr=lr, momentum=hp.lars_momentum, trust_coeff=hp.trust_coeff)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=lr)
+        total = int(self.trainer.estimated_stepping_batches)
+        steps_per_epoch = total / max(self.trainer.max_epochs or 1, 1)
+        warmup = max(1, int(round(hp.warmup_epochs * steps_per_epoch)))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, warmup, total))
+        log.info("optimizer %s, lr %.4g, %d steps (%d warm-up)", hp.optimizer, lr, total, warmup)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ export
+    def encoder_meta(self, source_checkpoint: str = "") -> EncoderMeta:
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
+        views = getattr(datamodule, "views", None)
+        return EncoderMeta(
+            arch=self.hparams.arch,
+            library=self.hparams.library,
+            input_size=int(getattr(views, "image_size", 224)),
+            mean=tuple(self.hparams.mean),
+            std=tuple(self.hparams.std),
+            classes=list(getattr(datamodule, "classes", []) or []),
+            source_checkpoint=source_checkpoint,
+        )
+
+    def export_encoder(self, out_dir: str | Path, source_checkpoint: str = "") -> Path:
+        """Write the online backbone as ``encoder.pt`` + ``encoder.json`` (DESIGN.md contract)."""
+        return save_encoder(self.online.encoder.backbone, self.encoder_meta(source_checkpoint), out_dir)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep what ``encoder.json`` needs (input size, classes) so ``anaus-pl export`` needs no datamodule."""
+        checkpoint["encoder_meta"] = asdict(self.encoder_meta())
+
+    def on_fit_end(self) -> None:
+        if not self.trainer.is_global_zero:
+            return
+        out_dir = self.hparams.export_dir or (self.logger.log_dir if self.logger else self.trainer.default_root_dir)
+        ckpt = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or ""
+        path = self.export_encoder(out_dir, ckpt)
+        log.info("exported the encoder to %s", path)
+
+    # ----------------------------------------------------------------- pictures
+    def _log_view_grid(self, batch: dict[str, torch.Tensor], core_online: torch.Tensor | None, rows: int = 4) -> None:
+        if not isinstance(self.logger, TensorBoardLogger) or not self.trainer.is_global_zero:
+            return
+        n = min(rows, batch["view1"].shape[0])
+        grid_rows = []
+        for i in range(n):
+            row = [(batch["view1"][i] / 255.0, batch["mask1"][i]), (batch["view2"][i] / 255.0, batch["mask2"][i])]
+            if core_online is not None:
+                row.append((core_online[i], batch["core_mask1"][i]))
+            row.append((batch["core2"][i] / 255.0, batch["core_mask2"][i]))
+            grid_rows.append(row)
+        size = batch["view1"].shape[-1]
+        self.logger.experiment.add_image("views/view1_view2_core-online_core-target", view_grid(grid_rows, size), self.global_step)
