@@ -14,7 +14,9 @@ def test_every_layout_is_registered():
     from anaus_pl.data.layouts import _load_readers
 
     _load_readers()
-    assert sorted(LAYOUTS) == NAMES
+    # other test modules register fake layouts of their own: only the package's readers are checked
+    package_readers = sorted(name for name, cls in LAYOUTS.items() if cls.__module__.startswith("anaus_pl."))
+    assert package_readers == NAMES
 
 
 @pytest.mark.parametrize("argv, message", [
