@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 
 @dataclass
@@ -14,6 +14,7 @@ class TaskConfig:
         name: the task's name in results and reports (``pocus-cls``, ``udiat-seg``, ...).
         layout: reader name for :func:`anaus_pl.data.layouts.get_layout` (``busi``, ``pocus-uscl``, ...).
         root: the data set's root folder.
+        layout_options: reader options (e.g. ``{stride: 3}`` for HMC-QU or POCUS frames; see data/README.md).
         kind: ``classification`` or ``segmentation``.
         head: ``linear`` for classification; ``fpn`` (fast) or ``maskrcnn`` (paper) for segmentation.
         foreground: anatomy names forming the segmentation foreground (all of the reader's when empty).
@@ -37,6 +38,7 @@ class TaskConfig:
     layout: str
     root: str
     kind: Literal["classification", "segmentation"]
+    layout_options: dict[str, Any] = field(default_factory=dict)
     head: Literal["linear", "fpn", "maskrcnn"] = "linear"
     foreground: list[str] = field(default_factory=list)
     empty_masks: Literal["exclude", "include"] = "exclude"

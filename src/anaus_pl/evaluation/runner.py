@@ -56,7 +56,7 @@ def task_folds(layout: Layout, refs: list[SampleRef], task: TaskConfig, n_folds:
 
 def prepare_task(task: TaskConfig) -> tuple[Layout, list[SampleRef], LoadedTask, list[str]]:
     """Index and decode a task; drop empty-mask images when the task excludes them."""
-    layout = get_layout(task.layout, task.root)
+    layout = get_layout(task.layout, task.root, **task.layout_options)
     refs = layout.index()
     if not refs:
         raise ValueError(f"task {task.name!r}: layout {task.layout!r} found no samples under {task.root}")

@@ -120,3 +120,15 @@ def test_hmcqu_mask_shorter_than_cycle_is_named(hmcqu_root, capsys):
     code, report = run_check(capsys, "hmcqu", hmcqu_root)
     assert code == 1 and report["problems"] == [f"{masks}: mask frame 1 out of range (0..0) "
                                                 "(the mask holds fewer frames than its image sequence: re-export it)"]
+
+
+def test_hmcqu_stride_keeps_every_nth_annotated_frame(hmcqu_root):
+    every = get_layout("hmcqu", hmcqu_root).index()
+    strided = get_layout("hmcqu", hmcqu_root, stride=2).index()
+    by_video: dict[str, list[str]] = {}
+    for ref in every:
+        by_video.setdefault(ref.source.rpartition("#")[0], []).append(ref.source)
+    assert [r.source for r in strided] == [s for sources in by_video.values() for s in sources[::2]]
+    assert len(strided) < len(every)
+    with pytest.raises(LayoutError, match="stride"):
+        get_layout("hmcqu", hmcqu_root, stride=0)

@@ -48,6 +48,13 @@ class HMCQU(PairedLayout):
     anatomy = ("myocardium",)
     resize_image_to_mask = True
 
+    def __init__(self, root: str | Path, stride: int = 1) -> None:
+        """``stride``: keep every ``stride``-th annotated frame of each cycle (neighbours are near duplicates)."""
+        super().__init__(root)
+        if stride < 1:
+            raise LayoutError(f"hmcqu: stride must be >= 1, got {stride}")
+        self.stride = stride
+
     def index(self) -> list[SampleRef]:
         base = find_dir(self.root, "A4C.xlsx", MASK_DIR, layout=self.name)
         table_path = resolve(base, "A4C.xlsx")
@@ -73,5 +80,5 @@ class HMCQU(PairedLayout):
             patient = re.split(r"[_\s]", echo)[0]
             refs += [SampleRef(source=f"{video}#{start - 1 + k}", patient=patient,
                                files={"masks": (f"{mask}#{k}",), "value": 1})
-                     for k in range(end - start + 1)]
+                     for k in range(0, end - start + 1, self.stride)]
         return refs
