@@ -70,7 +70,7 @@ ENCODERS: dict[str, EncoderSpec] = {
                              window=8, decoder_mlp=512, decoder_heads=4),
     "vit_tiny": EncoderSpec("vit", 8, prompt_dim=96, embed_dim=128, depth=4, num_heads=4, global_attn=(1, 3),
                             window=8, decoder_mlp=384, decoder_heads=4),
-    "vit_micro": EncoderSpec("vit", 16, prompt_dim=32, embed_dim=32, depth=2, num_heads=2, global_attn=(1,),
+    "vit_micro": EncoderSpec("vit", 8, prompt_dim=32, embed_dim=32, depth=2, num_heads=2, global_attn=(1,),
                              window=4, decoder_mlp=64, decoder_heads=2),
 }
 
@@ -225,16 +225,28 @@ class LPSAM(nn.Module):
                                         multimask_output=False)
         return logits[:, 0], iou[:, 0]
 
+    def decode_latent_pairs(self, images: torch.Tensor, embeddings: torch.Tensor,
+                            pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Low-resolution logits ``(N, h', w')`` and predicted IoU ``(N,)`` of the ``(image, class)`` rows of ``pairs``.
+
+        The prompt engine always refines every class's tokens together (classes
+        compete for pixels); only the mask decoder is restricted to ``pairs``
+        ``(N, 2)``, e.g. the pairs a training batch supervises.
+        """
+        sparse = self.prompt_engine(self.normalize(images), embeddings, self.prompt_encoder.get_dense_pe())
+        dense = self.prompt_engine.dense_prompts(self.prompt_encoder.no_mask_embed.weight[0])
+        image_rows, class_rows = pairs[:, 0], pairs[:, 1]
+        dense = dense[class_rows][:, :, None, None].expand(-1, -1, *embeddings.shape[-2:])
+        logits, iou = self.mask_decoder(embeddings[image_rows], self.prompt_encoder.get_dense_pe(),
+                                        sparse[image_rows, class_rows], dense, multimask_output=False)
+        return logits[:, 0], iou[:, 0]
+
     def decode_latent(self, images: torch.Tensor, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-class low-resolution logits ``(B, C, h', w')`` and predicted IoU ``(B, C)``, no external prompt."""
         b, c = embeddings.shape[0], len(self.vocabulary)
-        image_pe = self.prompt_encoder.get_dense_pe()
-        sparse = self.prompt_engine(self.normalize(images), embeddings, image_pe).flatten(0, 1)
-        dense = self.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(
-            b * c, -1, *embeddings.shape[-2:])
-        logits, iou = self.mask_decoder(embeddings.repeat_interleave(c, dim=0), image_pe, sparse, dense,
-                                        multimask_output=False)
-        return logits[:, 0].view(b, c, *logits.shape[-2:]), iou[:, 0].view(b, c)
+        every = torch.ones(b, c, dtype=torch.bool, device=embeddings.device).nonzero()
+        logits, iou = self.decode_latent_pairs(images, embeddings, every)
+        return logits.view(b, c, *logits.shape[-2:]), iou.view(b, c)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Full-resolution per-class logits ``(B, C, S, S)`` and predicted IoU ``(B, C)``."""

@@ -6,8 +6,10 @@ each of ``rounds`` rounds (paper: N = 4) the image embedding is fused with the
 patch embedding and the latent tokens of *all* classes exchange information
 with it through segment-anything's two-way attention block (token
 self-attention, token-to-image and image-to-token cross-attention). The
-output is one set of sparse prompt embeddings per class, which SAM's mask
-decoder turns into that class's mask. Because every class's tokens attend to
+output is one set of sparse prompt embeddings per class and one dense prompt
+per class (SAM's no-mask embedding plus a learnable per-class embedding, so the
+decoder's image tokens themselves know which structure is asked for), which
+SAM's mask decoder turns into that class's mask. Because every class's tokens attend to
 each other, classes compete for pixels instead of being predicted blind.
 """
 
@@ -43,7 +45,7 @@ class LatentPromptEngine(nn.Module):
     """Per-class latent prompt tokens refined against the image: ``(B, C, T, dim)`` sparse prompts."""
 
     def __init__(self, num_classes: int, dim: int, grid_stride: int, tokens_per_class: int = 2, rounds: int = 4,
-                 num_heads: int = 8, mlp_dim: int = 1024, patch_width: int = 32) -> None:
+                 num_heads: int = 8, mlp_dim: int = 1024, patch_width: int = 32, dense_init_std: float = 1.0) -> None:
         super().__init__()
         if rounds < 1:
             raise ValueError(f"the prompt engine needs at least one round, got {rounds}")
@@ -57,6 +59,8 @@ class LatentPromptEngine(nn.Module):
             TwoWayAttentionBlock(dim, num_heads, mlp_dim, activation=nn.GELU, skip_first_layer_pe=False)
             for _ in range(rounds))
         self.out_norm = nn.LayerNorm(dim)
+        # added to SAM's no-mask embedding: a direct class signal on every image token of the decoder
+        self.class_dense = nn.Parameter(torch.randn(num_classes, dim) * dense_init_std)
 
     def forward(self, image: torch.Tensor, image_embedding: torch.Tensor, image_pe: torch.Tensor) -> torch.Tensor:
         """Sparse prompts ``(B, C, T, dim)`` from the normalised image, its embedding ``(B, dim, h, w)`` and PE."""
@@ -70,3 +74,7 @@ class LatentPromptEngine(nn.Module):
             keys = norm(keys + fuse(patches))
             queries, keys = block(queries, keys, query_pe, key_pe)
         return self.out_norm(queries).view(b, self.num_classes, self.tokens_per_class, -1)
+
+    def dense_prompts(self, no_mask_embedding: torch.Tensor) -> torch.Tensor:
+        """Per-class dense prompt vectors ``(C, dim)``: SAM's no-mask embedding ``(dim,)`` plus the class's own."""
+        return no_mask_embedding.view(1, -1) + self.class_dense

@@ -156,39 +156,47 @@ class AdaptTask(LightningModule):
             return self.model.embed(images)
 
     def _prompted(self, batch: dict, generator: torch.Generator | None = None):
-        """Logits (N, S, S), predicted IoU (N,) and masks (N, S, S) for every present (image, class) pair."""
+        """Logits (N, S, S), predicted IoU (N,) and masks (N, S, S) for every present (image, class) pair (Nones if none)."""
         targets = self._targets(batch) & batch["annotated"][:, :, None, None]
         pairs = targets.flatten(2).any(2).nonzero()
-        embeddings = self._embed(batch["image"])
         if len(pairs) == 0:
-            return None, None, None, embeddings
+            return None, None, None
+        embeddings = self._embed(batch["image"])
         masks = targets[pairs[:, 0], pairs[:, 1]]
         points, labels, boxes = sample_prompts(masks, self.hparams.box_jitter, generator)
         logits, iou = self.model.decode_prompted(embeddings[pairs[:, 0]], (points, labels), boxes)
-        return self.model.upsample(logits), iou, masks, embeddings
+        return self.model.upsample(logits), iou, masks
 
     def _latent(self, batch: dict):
         embeddings = self._embed(batch["image"])
         logits, iou = self.model.decode_latent(batch["image"], embeddings)
         return self.model.upsample(logits), iou
 
-    def _loss(self, logits: torch.Tensor, iou: torch.Tensor, targets: torch.Tensor,
-              weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        mask_loss = bce_dice_loss(logits, targets, self.hparams.dice_weight, weights)
+    def _loss(self, logits: torch.Tensor, iou: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask_loss = bce_dice_loss(logits, targets, self.hparams.dice_weight)
         actual = hard_iou(logits.detach() > 0, targets)
-        squared = (iou - actual) ** 2
-        iou_loss = squared.mean() if weights is None else (squared * weights).sum() / weights.sum().clamp_min(1)
-        return mask_loss, iou_loss
+        return mask_loss, ((iou - actual) ** 2).mean()
+
+    def _zero_loss(self) -> torch.Tensor:
+        """A zero loss tied to this phase's trainable parameters (a batch with nothing annotated keeps DDP in step)."""
+        groups = self.model.parameter_groups()
+        return sum(p.sum() for part in self.trainable[self.phase] for p in groups[part] if p.requires_grad) * 0.0
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         if self.phase == "adapter":
-            logits, iou, masks, embeddings = self._prompted(batch)
-            if logits is None:  # no annotated structure in this batch: a zero loss keeps DDP ranks in step
-                return embeddings.sum() * 0.0
+            logits, iou, masks = self._prompted(batch)
+            if logits is None:
+                return self._zero_loss()
             mask_loss, iou_loss = self._loss(logits, iou, masks)
         else:
-            logits, iou = self._latent(batch)
-            mask_loss, iou_loss = self._loss(logits, iou, self._targets(batch), batch["annotated"].float())
+            # only the (image, class) pairs the image's data set annotates are decoded and supervised
+            pairs = batch["annotated"].nonzero()
+            embeddings = self._embed(batch["image"])
+            if len(pairs) == 0:
+                return self._zero_loss()
+            logits, iou = self.model.decode_latent_pairs(batch["image"], embeddings, pairs)
+            targets = self._targets(batch)[pairs[:, 0], pairs[:, 1]]
+            mask_loss, iou_loss = self._loss(self.model.upsample(logits), iou, targets)
         loss = mask_loss + self.hparams.iou_weight * iou_loss
         size = batch["image"].shape[0]
         self.log_dict({f"train/{self.phase}_mask_loss": mask_loss, f"train/{self.phase}_iou_loss": iou_loss},
@@ -200,7 +208,7 @@ class AdaptTask(LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         if self.phase == "adapter":
             generator = torch.Generator(device=batch["image"].device).manual_seed(batch_idx)
-            logits, _, masks, _ = self._prompted(batch, generator)
+            logits, _, masks = self._prompted(batch, generator)
             if logits is not None:
                 predicted = logits > 0
                 dice = 2 * (predicted & masks).sum((-2, -1)) / (predicted.sum((-2, -1)) + masks.sum((-2, -1))).clamp_min(1)
