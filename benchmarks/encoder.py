@@ -82,7 +82,7 @@ def main() -> int:
                         help="fp32: NCHW float32; bf16-cl: bf16 autocast, channels-last; fp32-cl: float32, channels-last")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     parser.add_argument("--threads", type=int, help="torch intra-op threads on CPU (default: torch's choice)")
     add_common_args(parser, "encoder")
