@@ -21,7 +21,7 @@ which makes the measurement about the pipeline, not the model; ``--checkpoint``
 runs a trained LP-SAM instead::
 
     python benchmarks/memory.py                    # 1000 5000 20000 frames
-    python benchmarks/memory.py --quick            # 500 1000 2500 frames
+    python benchmarks/memory.py --quick            # 500 and 3000 frames (too short a range for a firm verdict)
     python benchmarks/memory.py --checkpoint runs/adapt/default/checkpoints/last.ckpt --sizes 1000 5000
 """
 
@@ -186,6 +186,8 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="annotate DataLoader workers")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads of the annotate process")
+    parser.add_argument("--flat-slope", type=float, default=1.0,
+                        help="MB per 1000 frames under which a peak counts as flat (1.0: 1 GB per million frames)")
     parser.add_argument("--workdir", type=Path, help="where frames and stores go (default: the system temp folder)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--frames-dir", help=argparse.SUPPRESS)
@@ -197,7 +199,7 @@ def main() -> int:
     if args.child:
         return child(args)
     if args.quick:
-        args.sizes = [500, 1000, 2500]
+        args.sizes = [500, 3000]
     run = BenchmarkRun("memory", args)
     rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir, prefix="anaus-memory-") as tmp:
@@ -220,8 +222,11 @@ def main() -> int:
                "tree_anon_slope_mb_per_1k_frames": slope_mb_per_1k(rows, "tree_peak_anon_mb") if rows[0]["tree_peak_anon_mb"] else None}
     peaks = "/".join(f"{row['main_peak_mb']:.0f}" for row in rows)
     counts = "/".join(f"{row['frames_in'] / 1000:g}k" for row in rows)
+    slopes = [results["main_slope_mb_per_1k_frames"], results["tree_anon_slope_mb_per_1k_frames"] or 0.0]
+    results["flat"] = max(slopes) < args.flat_slope
     tree = "/".join(f"{row['tree_peak_anon_mb']:.0f}" for row in rows if row["tree_peak_anon_mb"])
-    summary = (f"annotate main peak RSS {peaks} MB at {counts} frames, slope {results['main_slope_mb_per_1k_frames']} MB per 1k frames; "
+    verdict = "FLAT" if results["flat"] else f"GROWS (over {args.flat_slope} MB per 1k frames)"
+    summary = (f"{verdict}: annotate main peak RSS {peaks} MB at {counts} frames, slope {results['main_slope_mb_per_1k_frames']} MB per 1k frames; "
                f"process tree peak anon PSS {tree or 'n/a'} MB, slope {results['tree_anon_slope_mb_per_1k_frames']}; predictor {results['predictor']}")
     run.finish(results, summary)
     return 0
