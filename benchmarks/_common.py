@@ -10,7 +10,8 @@ A script does::
     run.finish(results, "resnet18 b1 fp32 3.1 ms/img ...")
 
 which writes ``benchmarks/results/<name>.json`` (settings, machine, wall time,
-results) and prints ``<name>: <summary>``.
+results) and prints ``<name>: <summary>``. Run as a script, this module prints
+the summary line of every result in ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -123,3 +124,15 @@ class BenchmarkRun:
         load = self.machine["load_average_start"][0]
         print(f"{self.name}: {summary} [{self.machine['device']}, {self.machine['cpus_usable']} CPUs, load {load:.1f} at start; {out}]")
         return out
+
+
+def print_summaries(folder: Path = RESULTS_DIR) -> None:
+    """One line per result file: name, summary, load average at start."""
+    for path in sorted(folder.glob("*.json")):
+        payload = json.loads(path.read_text())
+        load = payload["machine"]["load_average_start"][0]
+        print(f"{payload['benchmark']}: {payload['summary']} [load {load:.1f} at start, {payload['machine']['started_utc']}]")
+
+
+if __name__ == "__main__":
+    print_summaries()

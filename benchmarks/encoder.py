@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
