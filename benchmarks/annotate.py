@@ -22,7 +22,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, BenchmarkRun, add_common_args
+
 PRESETS = ("tiny", "litemedsam")
 
 
@@ -64,8 +65,11 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--accelerator", default="auto")
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "benchmarks" / "annotate.json")
+    add_common_args(parser, "annotate")
     args = parser.parse_args()
+    if args.quick:
+        args.frames = min(args.frames, 32)
+    bench = BenchmarkRun("annotate", args)
 
     targets: list[tuple[str, str, str]] = []
     if args.stub:
@@ -88,9 +92,9 @@ def main() -> int:
         for name, checkpoint, loader in targets:
             results.append(run(name, checkpoint, loader, frames, Path(tmp) / "out", args))
             print(json.dumps(results[-1]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    summary = "; ".join(f"{r['preset']} {r['frames_per_second']:.1f} frames/s at {r['image_size']} px, "
+                        f"HDF5 {r['hdf5_share']:.0%} of the time" for r in results)
+    bench.finish(results, summary or "no preset to run (no LP-SAM checkpoint found and no --stub)")
     return 0
 
 
