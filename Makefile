@@ -73,5 +73,16 @@ test-slurm: $(STAMP)
 montage: $(STAMP)
 	$(BIN)/python -m anaus_pl.data.phantom.montage docs/phantom_montage.png
 
+BENCH_ARGS ?=
+
+# Speed and memory measurements (JSON under benchmarks/results/, one summary line each).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/encoder.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/loader.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/memory.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/annotate.py --stub 256 $(BENCH_ARGS)
+	$(BIN)/python benchmarks/pretrain.py $(BENCH_ARGS)
+	@$(BIN)/python benchmarks/_common.py
+
 clean-runs:
 	rm -rf runs
