@@ -6,9 +6,11 @@ released code runs them: the backbone and heads rerun once per scale, the EMA
 update inside the scale loop (four per step), the core corruption redrawn per scale
 with Python loops over blocks and rectangles (numpy, per image, 3 channels).
 
-Each mode runs in its own process (clean peak memory). Writes JSON and prints one line:
+Each (mode, precision) runs in its own process (clean peak memory). Writes
+``benchmarks/results/pretrain.json`` and prints one line::
 
-    python benchmarks/pretrain.py --out runs/benchmarks/pretrain.json
+    python benchmarks/pretrain.py                 # batch 8, 224 px, ResNet-18, K=16, fp32 and bf16
+    python benchmarks/pretrain.py --quick         # toy sizes (batch 2, 64 px, K=4, fp32): checks the script runs
 """
 
 from __future__ import annotations
@@ -16,16 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from _common import BenchmarkRun, add_common_args, resolve_device, synchronize, timing_stats
 from anaus_pl.data.corruption import CorruptionConfig
 from anaus_pl.losses.alignment import region_alignment_loss
 from anaus_pl.losses.core_region import core_region_loss
@@ -99,68 +100,78 @@ def released_step(task: PretrainTask, batch: dict[str, torch.Tensor], rng: np.ra
     return total
 
 
-def run_mode(mode: str, args: argparse.Namespace) -> dict:
+def run_mode(mode: str, precision: str, args: argparse.Namespace) -> dict:
+    """Median train-step time and peak memory of one mode at one precision (run in a fresh process)."""
     torch.manual_seed(0)
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     task = PretrainTask(arch=args.arch, regions_per_view=args.k, log_images_every_n_steps=0).to(device)
     optimizer = torch.optim.SGD([p for p in task.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
     batch = synthetic_batch(args.batch, args.image_size, device)
     rng = np.random.default_rng(0)
     times = []
     for step in range(args.warmup + args.steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         start = time.perf_counter()
-        loss = task.compute_losses(batch)["loss"] if mode == "ours" else released_step(task, batch, rng)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = task.compute_losses(batch)["loss"] if mode == "ours" else released_step(task, batch, rng)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.float().backward()
         optimizer.step()
         if mode == "ours":
             task.update_target(task.momentum)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         if step >= args.warmup:
             times.append(time.perf_counter() - start)
     step_s = float(np.median(times))
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"mode": mode, "images_per_s": args.batch / step_s, "step_s": step_s, "peak_memory_mib": peak,
-            "peak_memory_kind": "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS", "steps": len(times)}
+    return {"mode": mode, "precision": precision, "images_per_s": args.batch / step_s, "step": timing_stats(times),
+            "peak_memory_mib": round(peak, 1),
+            "peak_memory_kind": "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS"}
+
+
+def measure_in_child(mode: str, precision: str, args: argparse.Namespace) -> dict:
+    """Run one (mode, precision) in its own process so its peak memory is its own."""
+    passed = {k: v for k, v in vars(args).items() if k not in ("mode", "precision", "precisions", "out", "quick")}
+    argv = [sys.executable, __file__, "--mode", mode, "--precision", precision] + [f"--{k.replace('_', '-')}={v}" for k, v in passed.items()]
+    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+    if done.returncode != 0:
+        raise SystemExit(f"pretrain benchmark child ({mode}, {precision}) failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=["ours", "released", "both"], default="both")
+    add_common_args(parser, "pretrain")
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--k", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--k", type=int, default=16, help="regions per view")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per mode (median reported)")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", type=Path, default=Path("runs/benchmarks/pretrain.json"))
+    parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads on CPU")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    parser.add_argument("--mode", choices=["ours", "released"], help=argparse.SUPPRESS)
+    parser.add_argument("--precision", choices=["fp32", "bf16"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if args.mode != "both":
-        print(json.dumps(run_mode(args.mode, args)))
+    if args.mode:  # child process: one measurement, printed as JSON
+        print(json.dumps(run_mode(args.mode, args.precision, args)))
         return 0
-    results = {}
-    for mode in ("ours", "released"):
-        argv = [sys.executable, __file__, "--mode", mode] + [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k not in ("mode", "out")]
-        done = subprocess.run(argv, check=True, capture_output=True, text=True, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
-        results[mode] = json.loads(done.stdout.strip().splitlines()[-1])
-    report = {
-        "config": {k: v for k, v in vars(args).items() if k not in ("mode", "out")} | {"scales": ["c5", "p4", "p3", "p2"], "torch": torch.__version__, "cpu": platform.processor() or platform.machine()},
-        "results": results,
-        "speedup": results["ours"]["images_per_s"] / results["released"]["images_per_s"],
-        "load_average_1min": os.getloadavg()[0],
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    o, r = results["ours"], results["released"]
-    print(f"pretrain step ({args.device}, {args.arch}, batch {args.batch}, {args.image_size}px, K={args.k}, 4 scales): "
-          f"ours {o['images_per_s']:.2f} img/s {o['peak_memory_mib']:.0f} MiB | released-cost {r['images_per_s']:.2f} img/s "
-          f"{r['peak_memory_mib']:.0f} MiB | speedup {report['speedup']:.1f}x -> {args.out}")
+    if args.quick:  # the same comparison at toy sizes: a smoke run of the method, not a number to quote
+        args.batch, args.image_size, args.k, args.steps, args.warmup, args.precisions = 2, 64, 4, 1, 1, ["fp32"]
+    device = resolve_device(args.device)
+    run = BenchmarkRun("pretrain", args, device)
+    results: dict[str, dict] = {}
+    parts = []
+    for precision in args.precisions:
+        ours, released = (measure_in_child(mode, precision, args) for mode in ("ours", "released"))
+        speedup = ours["images_per_s"] / released["images_per_s"]
+        results[precision] = {"ours": ours, "released": released, "speedup": round(speedup, 2)}
+        parts.append(f"{precision} ours {ours['images_per_s']:.2f} img/s {ours['peak_memory_mib']:.0f} MiB vs released-cost "
+                     f"{released['images_per_s']:.2f} img/s {released['peak_memory_mib']:.0f} MiB = {speedup:.1f}x")
+    results["scales"] = ["c5", "p4", "p3", "p2"]
+    run.finish(results, f"{args.arch} batch {args.batch} {args.image_size}px K={args.k}: " + "; ".join(parts))
     return 0
 
 

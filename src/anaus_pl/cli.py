@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "phantom": ("anaus_pl.data.phantom.cli:main", "write the simulated B-mode world in the public layouts"),
     "datasets": ("anaus_pl.data.layouts.cli:main", "check a data set tree against its layout (datasets check)"),
     "evaluate": ("anaus_pl.evaluation.cli:main", "k-fold downstream evaluation of encoders and its report (--config stages/evaluate.yaml)"),
+    "study": ("anaus_pl.study:main", "the phantom ablation study: every stage, five pretrain variants, docs/RESULTS.md"),
     "export": ("anaus_pl.tasks.export:main", "write a pretrain checkpoint's encoder as encoder.pt + encoder.json"),
 }
 

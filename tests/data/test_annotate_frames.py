@@ -97,3 +97,20 @@ def test_layout_input_uses_the_reader_and_strides_its_sequences(tmp_path):
         assert decoder.decode(refs[1])[0, 0] == 20 and decoder.decode(refs[2])[0, 0] == 255
     finally:
         LAYOUTS.pop(_FakeFrames.name)
+
+
+def test_frame_table_round_trips_refs_and_subsets(tmp_path):
+    from anaus_pl.data.frame_sources import FrameRef, FrameTable
+
+    layout_ref = SampleRef(source=str(tmp_path / "seq.nii#2"), patient="p1", files={"masks": ("m.png",)})
+    refs = [FrameRef(str(tmp_path / "v.avi#3"), 0), FrameRef(str(tmp_path / "v.avi#4"), 0),
+            FrameRef(str(tmp_path / "odd#name.png"), 1), FrameRef(str(tmp_path / "tail#07"), 1),  # '#07' is not a frame number
+            FrameRef(str(tmp_path / "broken.mp4#0"), 1, error="cannot open"), FrameRef(layout_ref.source, 2, layout_ref=layout_ref)]
+    table = FrameTable.from_refs(refs)
+    assert list(table) == refs and table.sources() == [r.source for r in refs] and table[-1] == refs[-1]
+    assert len(table._paths) == 5  # v.avi stored once for both frames
+    part = table.subset([5, 0])
+    assert list(part) == [refs[5], refs[0]] and len(part) == 2
+    with pytest.raises(IndexError):
+        table[len(refs)]
+    assert len(FrameTable.from_refs([])) == 0

@@ -63,3 +63,15 @@ def test_official_folds_restricted_to_indexed_sources() -> None:
     assert folds == [["0.png", "1.png"], ["2.png", "3.png"]] and excluded == ["4.png", "5.png"]
     with pytest.raises(ValueError, match="overlap"):
         restrict_official([["0.png"], ["0.png"]], refs)
+
+
+def test_subsample_is_seeded_stratified_and_keeps_every_class():
+    from anaus_pl.evaluation.folds import subsample
+
+    refs = [SampleRef(f"img{i}.png", label=0 if i < 40 else 1) for i in range(50)]  # 40 of class 0, 10 of class 1
+    part = subsample(refs, 0.1, seed=3, stratify=True)
+    assert [r.label for r in part].count(0) == 4 and [r.label for r in part].count(1) == 1
+    assert part == subsample(refs, 0.1, seed=3, stratify=True) != subsample(refs, 0.1, seed=4, stratify=True)
+    assert [r.source for r in part] == sorted((r.source for r in part), key=lambda s: int(s[3:-4]))  # order kept
+    assert subsample(refs, 1.0, seed=0, stratify=True) == refs
+    assert len(subsample(refs[:3], 0.01, seed=0, stratify=False)) == 1

@@ -11,7 +11,10 @@ An input (:class:`FrameInput`) is one of
 
 Videos contribute every ``frame_stride``-th frame, at most
 ``max_frames_per_video`` of them. Indexing decodes nothing: a video's length
-comes from its container. Frames are decoded later by :class:`FrameDecoder`,
+comes from its container. The index is a :class:`FrameTable`: flat numpy
+arrays (file paths interned once per file, integer frame numbers), so forked
+DataLoader workers reading it touch no per-frame Python objects and their
+memory stays flat as the frame count grows. Frames are decoded later by :class:`FrameDecoder`,
 which reads videos forward with one open capture per worker (exact frame
 indices, no seeking).
 """
@@ -19,6 +22,9 @@ indices, no seeking).
 from __future__ import annotations
 
 import fnmatch
+import os
+import pickle
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +61,75 @@ class FrameRef:
     input_index: int
     layout_ref: SampleRef | None = None
     error: str | None = None  # an indexing failure, reported when the frame is decoded
+
+
+class FrameTable(Sequence[FrameRef]):
+    """An immutable, compact list of :class:`FrameRef` s.
+
+    Each frame is a row of integer arrays: its file (an index into ``paths``, one
+    byte string per distinct file), its frame number in that file (``-1``: none),
+    its input, and, for the rare frames that carry a layout reference or an
+    indexing error, a slice of one pickled byte buffer. ``table[i]`` builds the
+    :class:`FrameRef` on demand. Nothing in the table is a per-frame Python
+    object, so forked DataLoader workers reading it do not copy its pages
+    (pytorch/pytorch#13246).
+    """
+
+    def __init__(self, paths: np.ndarray, path_index: np.ndarray, frame_index: np.ndarray, input_index: np.ndarray,
+                 extras: np.ndarray, extra_offsets: np.ndarray, rows: np.ndarray | None = None) -> None:
+        self._paths, self._path_index, self._frame_index, self._input_index = paths, path_index, frame_index, input_index
+        self._extras, self._extra_offsets = extras, extra_offsets
+        self._rows = np.arange(len(path_index), dtype=np.int64) if rows is None else rows
+
+    @classmethod
+    def from_refs(cls, refs: Iterable[FrameRef]) -> FrameTable:
+        """Pack ``refs``; ``source`` strings round-trip exactly."""
+        interned: dict[bytes, int] = {}
+        path_index, frame_index, input_index, offsets = [], [], [], [0]
+        extras = bytearray()
+        for ref in refs:
+            head, sep, tail = ref.source.rpartition("#")
+            frame = int(tail) if sep and tail.isdigit() and f"{head}#{int(tail)}" == ref.source else -1
+            key = os.fsencode(head if frame >= 0 else ref.source)
+            path_index.append(interned.setdefault(key, len(interned)))
+            frame_index.append(frame)
+            input_index.append(ref.input_index)
+            if ref.layout_ref is not None or ref.error is not None:
+                extras += pickle.dumps((ref.layout_ref, ref.error), protocol=pickle.HIGHEST_PROTOCOL)
+            offsets.append(len(extras))
+        paths = np.array(list(interned), dtype=np.bytes_) if interned else np.zeros(0, np.bytes_)
+        return cls(paths, np.asarray(path_index, np.int32), np.asarray(frame_index, np.int64), np.asarray(input_index, np.int32),
+                   np.frombuffer(bytes(extras), np.uint8), np.asarray(offsets, np.int64))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def source(self, index: int) -> str:
+        """The source string of frame ``index`` (``path`` or ``path#k``)."""
+        row = self._rows[index]
+        path = os.fsdecode(self._paths[self._path_index[row]])
+        frame = int(self._frame_index[row])
+        return path if frame < 0 else f"{path}#{frame}"
+
+    def sources(self) -> list[str]:
+        """Every source string, in order."""
+        return [self.source(i) for i in range(len(self))]
+
+    def __getitem__(self, index: int) -> FrameRef:  # type: ignore[override]
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"frame {index} out of range for {len(self)} frames")
+        row = self._rows[index]
+        start, stop = self._extra_offsets[row], self._extra_offsets[row + 1]
+        layout_ref, error = pickle.loads(self._extras[start:stop].tobytes()) if stop > start else (None, None)
+        return FrameRef(self.source(index), int(self._input_index[row]), layout_ref, error)
+
+    def __iter__(self) -> Iterator[FrameRef]:
+        return (self[i] for i in range(len(self)))
+
+    def subset(self, keep: Sequence[int] | np.ndarray) -> FrameTable:
+        """The frames at positions ``keep``, in that order (shares the arrays)."""
+        return FrameTable(self._paths, self._path_index, self._frame_index, self._input_index, self._extras,
+                          self._extra_offsets, self._rows[np.asarray(keep, np.int64)])
 
 
 def _selected(relative: str, spec: FrameInput) -> bool:
@@ -101,7 +176,7 @@ def _layout_refs(layout: Layout, input_index: int, spec: FrameInput) -> list[Fra
     return refs
 
 
-def index_inputs(inputs: list[FrameInput]) -> tuple[list[FrameRef], list[Layout | None]]:
+def index_inputs(inputs: list[FrameInput]) -> tuple[FrameTable, list[Layout | None]]:
     """Every frame the inputs name, in input order then natural path order, each source once.
 
     Returns the frames and, per input, its layout reader (``None`` for folders and files).
@@ -127,7 +202,7 @@ def index_inputs(inputs: list[FrameInput]) -> tuple[list[FrameRef], list[Layout 
             raise FileNotFoundError(f"annotate input {root} does not exist; fix data.init_args.inputs[{i}].path "
                                     "(make data writes the phantom default)")
     seen: set[str] = set()
-    unique = [r for r in refs if not (r.source in seen or seen.add(r.source))]
+    unique = FrameTable.from_refs(r for r in refs if not (r.source in seen or seen.add(r.source)))
     return unique, layouts
 
 

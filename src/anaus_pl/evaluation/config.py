@@ -32,6 +32,8 @@ class TaskConfig:
         patience: early-stopping patience in epochs on the inner validation split (None: no early stopping).
         fpn_channels: channels of the FPN (both segmentation heads).
         crop_scale: area range of the random resized crop augmentation.
+        label_fraction: share of each fold's training images used (low-label regimes); the subset is
+            drawn with the fold's seed, stratified by class for classification, at least one image per class.
     """
 
     name: str
@@ -54,8 +56,11 @@ class TaskConfig:
     patience: Optional[int] = None
     fpn_channels: int = 64
     crop_scale: tuple[float, float] = (0.8, 1.0)
+    label_fraction: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0 < self.label_fraction <= 1:
+            raise ValueError(f"task {self.name!r}: label_fraction must be in (0, 1], got {self.label_fraction}")
         heads = {"classification": ("linear",), "segmentation": ("fpn", "maskrcnn")}[self.kind]
         if self.head not in heads:
             raise ValueError(f"task {self.name!r}: a {self.kind} task needs head {' or '.join(heads)}, got {self.head!r}")

@@ -95,6 +95,21 @@ def inner_split(refs: Sequence[SampleRef], fraction: float, seed: int, stratify:
     return [r for r in refs if r.source not in validation], [r for r in refs if r.source in validation]
 
 
+def subsample(refs: Sequence[SampleRef], fraction: float, seed: int, stratify: bool) -> list[SampleRef]:
+    """A seeded ``fraction`` of ``refs`` (order kept), per class when ``stratify``; at least one per class."""
+    if fraction >= 1:
+        return list(refs)
+    groups: dict[object, list[int]] = {}
+    for i, ref in enumerate(refs):
+        groups.setdefault(ref.label if stratify else None, []).append(i)
+    rng = np.random.default_rng(seed)
+    keep: set[int] = set()
+    for key in sorted(groups, key=str):
+        members = groups[key]
+        keep.update(rng.choice(members, size=max(1, round(fraction * len(members))), replace=False).tolist())
+    return [ref for i, ref in enumerate(refs) if i in keep]
+
+
 def save_folds(path: str | Path, folds: Sequence[Sequence[str]], origin: str, seed: int | None, excluded: Sequence[str] = ()) -> None:
     """Write the folds as JSON (lists of sources) with where they came from."""
     path = Path(path)

@@ -27,7 +27,7 @@ from anaus_pl.data.datamodules.finetune import FoldDataModule, LoadedTask, foreg
 from anaus_pl.data.layouts import get_layout
 from anaus_pl.data.layouts.base import Layout, SampleRef
 from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig
-from anaus_pl.evaluation.folds import inner_split, make_folds, restrict_official, save_folds
+from anaus_pl.evaluation.folds import inner_split, make_folds, restrict_official, save_folds, subsample
 from anaus_pl.evaluation.metrics import classification_metrics, segmentation_metrics
 from anaus_pl.models.downstream import init_label
 from anaus_pl.tasks.finetune import FinetuneModule
@@ -88,6 +88,7 @@ def run_unit(config: EvaluateConfig, task: TaskConfig, init: str, k: int, refs: 
         val_refs = test_refs
     else:
         train_refs, val_refs = inner_split(train_refs, config.val_fraction, config.seed + k, stratify=task.kind == "classification")
+    train_refs = subsample(train_refs, task.label_fraction, config.seed + k, stratify=task.kind == "classification")
     indices = [data.index_of([r.source for r in part]) for part in (train_refs, val_refs, test_refs)]
     datamodule = FoldDataModule(data, *indices, batch_size=task.batch_size, crop_scale=task.crop_scale,
                                 num_workers=config.num_workers, seed=config.seed + k)
@@ -112,7 +113,7 @@ def run_unit(config: EvaluateConfig, task: TaskConfig, init: str, k: int, refs: 
     record = {
         "task": task.name, "init": init, "init_label": label, "fold": k, "selection": config.selection,
         "best_epoch": _best_epoch(selector), "best_val": float(selector.best_model_score or float("nan")),
-        "epochs_run": trainer.current_epoch, "n_train": len(train_refs), "n_val": len(val_refs), "n_test": len(test_refs),
+        "epochs_run": trainer.current_epoch, "n_train": len(train_refs), "label_fraction": task.label_fraction, "n_val": len(val_refs), "n_test": len(test_refs),
         "seed": config.seed + k,
     }
     if task.kind == "classification":

@@ -136,7 +136,7 @@ class AnatomyStoreCallback(BasePredictionWriter):
         processed, skipped_now, write_seconds = int(totals[0]), int(totals[1]), totals[2]
         frames = trainer.datamodule.frames()
         started = time.perf_counter()
-        counters = merge_shards(self.path, shard_paths(self.path), order=[ref.source for ref in frames],
+        counters = merge_shards(self.path, shard_paths(self.path), order=frames.sources(),
                                 attrs={"frames_in": len(frames), "lpsam_checkpoint": str(pl_module.lpsam_checkpoint),
                                        "lpsam_sha256": file_sha256(pl_module.lpsam_checkpoint), "config": self.config})
         merge_seconds = time.perf_counter() - started

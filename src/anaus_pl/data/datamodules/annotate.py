@@ -10,17 +10,21 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from anaus_pl.data.frame_sources import FrameDecoder, FrameInput, FrameRef, index_inputs
+from anaus_pl.data.frame_sources import FrameDecoder, FrameInput, FrameRef, FrameTable, index_inputs
 from anaus_pl.data.letterbox import letterbox
 
 log = logging.getLogger(__name__)
 
 
 class LetterboxedFrames(Dataset):
-    """Decoded, letterboxed frames; a frame that fails to decode becomes a skip record."""
+    """Decoded, letterboxed frames; a frame that fails to decode becomes a skip record.
 
-    def __init__(self, refs: Sequence[FrameRef], decoder: FrameDecoder, size: int) -> None:
-        self.refs = list(refs)
+    The frames are held as a :class:`FrameTable` (numpy arrays), never as a list
+    of objects, so forked workers' memory does not grow with the frame count.
+    """
+
+    def __init__(self, refs: FrameTable | Sequence[FrameRef], decoder: FrameDecoder, size: int) -> None:
+        self.refs = refs if isinstance(refs, FrameTable) else FrameTable.from_refs(refs)
         self.decoder = decoder
         self.size = size
 
@@ -88,13 +92,13 @@ class AnnotateFramesDataModule(LightningDataModule):
         self.num_workers = num_workers
         self.image_size = image_size
         self.done_sources: set[str] = set()
-        self._index: tuple[list[FrameRef], FrameDecoder] | None = None
+        self._index: tuple[FrameTable, FrameDecoder] | None = None
 
-    def frames(self) -> list[FrameRef]:
+    def frames(self) -> FrameTable:
         """Every frame the inputs name (indexed once)."""
         return self._indexed()[0]
 
-    def _indexed(self) -> tuple[list[FrameRef], FrameDecoder]:
+    def _indexed(self) -> tuple[FrameTable, FrameDecoder]:
         if self._index is None:
             refs, layouts = index_inputs(self.inputs)
             self._index = (refs, FrameDecoder(layouts))
@@ -105,9 +109,12 @@ class AnnotateFramesDataModule(LightningDataModule):
         """Leave out frames already annotated (a resumed run)."""
         self.done_sources = set(sources)
 
-    def pending(self) -> list[FrameRef]:
+    def pending(self) -> FrameTable:
         """The frames still to annotate, in input order."""
-        return [ref for ref in self.frames() if ref.source not in self.done_sources]
+        frames = self.frames()
+        if not self.done_sources:
+            return frames
+        return frames.subset([i for i, source in enumerate(frames.sources()) if source not in self.done_sources])
 
     def _size(self) -> int:
         if self.image_size is not None:
