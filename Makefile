@@ -73,6 +73,10 @@ test-slurm: $(STAMP)
 montage: $(STAMP)
 	$(BIN)/python -m anaus_pl.data.phantom.montage docs/phantom_montage.png
 
+# The phantom ablation study (ANAUS vs its ablations, DetCon, BYOL, random) -> docs/RESULTS.md.
+study: $(STAMP)
+	$(BIN)/anaus-pl study --config configs/study/phantom.yaml
+
 BENCH_ARGS ?=
 
 # Speed and memory measurements (JSON under benchmarks/results/, one summary line each).
