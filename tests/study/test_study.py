@@ -37,7 +37,7 @@ def test_study_smoke_produces_results_and_resumes(tmp_path, monkeypatch):
     tiny = ["--trainer.max_steps=1", "--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]
     config.update(
         out_dir=str(tmp_path / "study"), results_md=str(tmp_path / "docs" / "RESULTS.md"),
-        phantom=[["--size", "small"]],
+        phantom=[["--size", "small", "--layouts", "ddti", "tg3k", "camus", "butterfly", "busi"]],
         adapt={"config": "stages/adapt.yaml", "overrides": tiny},
         annotate={"config": "stages/annotate.yaml", "overrides": ["--data.init_args.num_workers=0"]},
         pretrain={"config": "stages/pretrain.yaml", "overrides": [*tiny, "--data.init_args.num_workers=0",
