@@ -45,7 +45,7 @@ class LatentPromptEngine(nn.Module):
     """Per-class latent prompt tokens refined against the image: ``(B, C, T, dim)`` sparse prompts."""
 
     def __init__(self, num_classes: int, dim: int, grid_stride: int, tokens_per_class: int = 2, rounds: int = 4,
-                 num_heads: int = 8, mlp_dim: int = 1024, patch_width: int = 32, dense_init_std: float = 1.0) -> None:
+                 num_heads: int = 8, mlp_dim: int = 1024, patch_width: int = 32) -> None:
         super().__init__()
         if rounds < 1:
             raise ValueError(f"the prompt engine needs at least one round, got {rounds}")
@@ -59,8 +59,8 @@ class LatentPromptEngine(nn.Module):
             TwoWayAttentionBlock(dim, num_heads, mlp_dim, activation=nn.GELU, skip_first_layer_pe=False)
             for _ in range(rounds))
         self.out_norm = nn.LayerNorm(dim)
-        # added to SAM's no-mask embedding: a direct class signal on every image token of the decoder
-        self.class_dense = nn.Parameter(torch.randn(num_classes, dim) * dense_init_std)
+        # added to SAM's no-mask embedding (N(0, 1) like it): a direct class signal on every image token
+        self.class_dense = nn.Parameter(torch.randn(num_classes, dim))
 
     def forward(self, image: torch.Tensor, image_embedding: torch.Tensor, image_pe: torch.Tensor) -> torch.Tensor:
         """Sparse prompts ``(B, C, T, dim)`` from the normalised image, its embedding ``(B, dim, h, w)`` and PE."""
