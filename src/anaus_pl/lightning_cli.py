@@ -42,7 +42,6 @@ class AnausTrainer(Trainer):
         if not isinstance(model, AnnotateTask) or not isinstance(datamodule, AnnotateFramesDataModule):
             raise TypeError("annotate needs model: anaus_pl.tasks.annotate.AnnotateTask and "
                             "data: anaus_pl.data.datamodules.annotate.AnnotateFramesDataModule (see stages/annotate.yaml)")
-        configure_logging()
         store = store or StoreOptions()
         if Path(store.path).exists():
             logging.getLogger("anaus_pl").info("%s exists: nothing to annotate (delete it or choose another store.path)", store.path)
@@ -60,6 +59,7 @@ class AnausCLI(LightningCLI):
     """LightningCLI in subclass mode: ``model`` and ``data`` name their classes in the stage YAML."""
 
     def __init__(self, **kwargs: Any) -> None:
+        configure_logging()  # stage modules log set-up facts (splits, parameter counts) at INFO
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         kwargs.setdefault("auto_configure_optimizers", False)
         super().__init__(
