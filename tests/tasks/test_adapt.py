@@ -154,3 +154,14 @@ def test_two_process_gloo_fit(tmp_path) -> None:
                             timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "DDP-OK 2" in result.stdout
+
+
+def test_absent_classes_are_supervised_as_empty_unless_declared_unlabeled(tmp_path) -> None:
+    everything = AdaptDataModule([PairSource("synthetic_pairs", str(tmp_path))], image_size=SIZE)
+    everything.setup()
+    assert everything.train_set[0]["annotated"].tolist() == [True, True]
+    partial = AdaptDataModule([PairSource("synthetic_pairs", str(tmp_path), unlabeled=["plaque"])], image_size=SIZE)
+    partial.setup()
+    assert partial.train_set[0]["annotated"].tolist() == [True, False]
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        AdaptDataModule([PairSource("synthetic_pairs", str(tmp_path), unlabeled=["lv"])], image_size=SIZE)

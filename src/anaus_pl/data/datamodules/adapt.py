@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import albumentations as A
 import cv2
@@ -29,11 +30,26 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PairSource:
-    """One data set of image-mask pairs: a registered layout name and its root folder."""
+    """One data set of image-mask pairs: a registered layout name and its root folder.
+
+    Its masks supervise every vocabulary class: the classes it labels as drawn,
+    all others as empty (a CAMUS frame holds no thyroid), except ``unlabeled``:
+    classes its images may show without labelling them (the thyroid gland
+    around DDTI's nodules), which get no loss on its images.
+    """
 
     layout: str
     root: str
     limit: int | None = None  # use at most this many pairs (first in index order)
+    unlabeled: list[str] = field(default_factory=list)
+
+
+class PairItem(NamedTuple):
+    """One pair to load, with the vocabulary classes its mask supervises."""
+
+    layout: Layout
+    ref: SampleRef
+    supervised: torch.Tensor
 
 
 @dataclass
@@ -61,7 +77,7 @@ class PairAugment:
 class PairDataset(Dataset):
     """Letterboxed pairs: ``image`` float ``(1, S, S)`` in [0, 1], ``label`` int64 ``(S, S)``, ``annotated`` bool ``(C,)``."""
 
-    def __init__(self, items: list[tuple[Layout, SampleRef]], vocabulary: AnatomyVocabulary, size: int,
+    def __init__(self, items: list[PairItem], vocabulary: AnatomyVocabulary, size: int,
                  transform: A.Compose | None = None, cache: bool = True) -> None:
         self.items, self.vocabulary, self.size, self.transform = items, vocabulary, size, transform
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
@@ -72,7 +88,7 @@ class PairDataset(Dataset):
     def _letterboxed(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         if self.cache is not None and index in self.cache:
             return self.cache[index]
-        layout, ref = self.items[index]
+        layout, ref, _ = self.items[index]
         sample = layout.load(ref)
         if sample.mask is None:
             raise ValueError(f"{sample.source}: layout {layout.name!r} gave no mask; adapt needs image-mask pairs")
@@ -87,11 +103,10 @@ class PairDataset(Dataset):
         if self.transform is not None:
             out = self.transform(image=image, mask=label)
             image, label = out["image"], out["mask"]
-        layout, ref = self.items[index]
-        annotated = torch.tensor([name in layout.anatomy for name in self.vocabulary.names])
+        item = self.items[index]
         return {"image": torch.from_numpy(np.ascontiguousarray(image)).float().div_(255).unsqueeze(0),
                 "label": torch.from_numpy(np.ascontiguousarray(label)).long(),
-                "annotated": annotated, "source": ref.source}
+                "annotated": item.supervised, "source": item.ref.source}
 
 
 def split_by_patient(refs: list[SampleRef], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -126,6 +141,11 @@ class AdaptDataModule(LightningDataModule):
                 raise ValueError(f"layout {layout.name!r} at {layout.root} has no masks (task {layout.task!r}); "
                                  "adapt needs segmentation pairs")
         self.vocabulary = AnatomyVocabulary.union(layout.anatomy for layout in self.layouts)
+        for source in sources:
+            unknown = sorted(set(source.unlabeled) - set(self.vocabulary.names))
+            if unknown:
+                raise ValueError(f"source {source.layout} at {source.root}: unlabeled classes {unknown} are not in the "
+                                 f"vocabulary {list(self.vocabulary.names)}")
         self.train_set: PairDataset | None = None
         self.val_set: PairDataset | None = None
 
@@ -134,12 +154,13 @@ class AdaptDataModule(LightningDataModule):
             return
         train, val = [], []
         for source, layout in zip(self.sources, self.layouts):
+            supervised = torch.tensor([name not in source.unlabeled for name in self.vocabulary.names])
             refs = layout.index()[:source.limit]
             if not refs:
                 raise ValueError(f"{layout.root}: no pairs found for layout {layout.name!r}; see data/README.md")
             train_idx, val_idx = split_by_patient(refs, self.val_fraction, self.seed)
-            train += [(layout, refs[i]) for i in train_idx]
-            val += [(layout, refs[i]) for i in val_idx]
+            train += [PairItem(layout, refs[i], supervised) for i in train_idx]
+            val += [PairItem(layout, refs[i], supervised) for i in val_idx]
             log.info("%s: %d train / %d val pairs", layout.name, len(train_idx), len(val_idx))
         self.train_set = PairDataset(train, self.vocabulary, self.image_size, self.augment.build(), self.cache)
         self.val_set = PairDataset(val, self.vocabulary, self.image_size, None, self.cache)
