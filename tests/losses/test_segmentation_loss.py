@@ -42,3 +42,12 @@ def test_weighting_matches_the_formula_and_ignores_unsupervised_pairs() -> None:
 def test_dice_weight_out_of_range_is_rejected() -> None:
     with pytest.raises(ValueError, match="dice_weight"):
         bce_dice_loss(torch.zeros(1, 1, 1), torch.zeros(1, 1, 1), dice_weight=1.5)
+
+
+def test_empty_targets_take_bce_only() -> None:
+    # a faint response (p = sigmoid(-2)) on an empty 2x2 target: BCE only, no Dice term near 1
+    logits = torch.full((1, 1, 2, 2), -2.0)
+    empty = torch.zeros(1, 1, 2, 2)
+    bce = math.log(1 + math.exp(-2.0))  # -log(1 - sigmoid(-2))
+    assert bce_dice_loss(logits, empty, 0.5).item() == pytest.approx(0.5 * bce, rel=1e-6)
+    assert soft_dice_loss(logits, empty).item() > 0.3  # what the Dice term alone would have added
