@@ -36,6 +36,10 @@ def test_label_map_keeps_raw_values(tmp_path):
     rgba[..., 3] = labels * 85
     Image.fromarray(rgba).save(tmp_path / "a.png")
     np.testing.assert_array_equal(io.read_label_map(tmp_path / "a.png"), labels * 85)
+    opaque_empty = np.zeros((2, 3, 4), np.uint8)
+    opaque_empty[..., 3] = 255  # an all-black RGBA mask (a BUSI normal) is empty, not all lesion
+    Image.fromarray(opaque_empty).save(tmp_path / "empty.png")
+    assert not io.read_label_map(tmp_path / "empty.png").any()
 
 
 def test_corrupt_and_missing_files_name_the_file(tmp_path):

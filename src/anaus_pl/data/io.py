@@ -101,7 +101,8 @@ def read_label_map(path: str | Path) -> np.ndarray:
     """Read a mask file keeping its raw integer values (never divided by 255).
 
     Palette PNGs keep their indices; RGB/RGBA masks take the per-pixel channel
-    maximum (alpha only when the colour channels are all zero). Values above
+    maximum (alpha only when the colour channels are all zero and alpha varies:
+    an opaque all-black RGBA mask is empty). Values above
     255 are rejected because a label map is ``uint8``.
     """
     path = Path(path)
@@ -111,8 +112,9 @@ def read_label_map(path: str | Path) -> np.ndarray:
     array = np.array(image)
     if array.ndim == 3:
         colour = array[..., :3].max(axis=-1)
-        if array.shape[-1] == 4 and not colour.any():
-            colour = array[..., 3]
+        alpha = array[..., 3] if array.shape[-1] == 4 else None
+        if alpha is not None and not colour.any() and alpha.min() != alpha.max():
+            colour = alpha  # the label drawn in the alpha channel alone; a constant alpha is mere opacity
         array = colour
     return as_label_map(array, path)
 
