@@ -197,10 +197,6 @@ Opening an existing, cleanly closed partial file resumes it: :attr:`written_sour
         self.written_sources.update(sources)
         self.dropped_sources.update(dropped)
 
-    def set_attrs(self, **attrs: Any) -> None:
-        for key, value in attrs.items():
-            self._file.attrs[key] = _attr_value(value)
-
     def close(self) -> None:
         if self._file.id.valid:
             self._file.close()

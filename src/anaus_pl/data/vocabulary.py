@@ -7,7 +7,7 @@ maps a reader's label map onto the run's vocabulary.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -75,14 +75,3 @@ class AnatomyVocabulary:
         if label_map.size and label_map.max() > len(source_names):
             raise ValueError(f"label value {label_map.max()} has no name among {list(source_names)}")
         return self.lookup_table(source_names)[label_map]
-
-    def to_json(self) -> list[str]:
-        return list(self.names)
-
-    @classmethod
-    def from_mapping(cls, mapping: Mapping[str, int]) -> AnatomyVocabulary:
-        """Build from ``{name: value}`` with values 1..n."""
-        ordered = sorted(mapping.items(), key=lambda item: item[1])
-        if [v for _, v in ordered] != list(range(1, len(ordered) + 1)):
-            raise ValueError(f"values must be 1..n, got {dict(mapping)}")
-        return cls([n for n, _ in ordered])

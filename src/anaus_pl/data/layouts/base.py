@@ -81,16 +81,6 @@ class Layout(ABC):
         """The data set's own folds as lists of sources, where it ships them."""
         return None
 
-    def check(self) -> list[str]:
-        """Problems found by decoding every item (each names its file)."""
-        problems = []
-        for ref in self.index():
-            try:
-                self.load(ref)
-            except (ValueError, OSError) as error:
-                problems.append(str(error))
-        return problems
-
 
 LAYOUTS: dict[str, type[Layout]] = {}
 
