@@ -2,9 +2,11 @@
 
 ``ours``: one backbone pass per branch for all scales, one EMA update per step,
 vectorised corruption. ``released``: the same networks and losses run the way the
-released code runs them: the backbone and heads rerun once per scale, the EMA
-update inside the scale loop (four per step), the core corruption redrawn per scale
-with Python loops over blocks and rectangles (numpy, per image, 3 channels).
+released code runs them (``../shared/research/refcode.md`` section 3.4): the backbone
+and the whole FPN (3x3 output convolutions on full maps) rerun once per scale for the
+views and again for the two copies of the "com" crop, the EMA update inside the scale
+loop (four per step), the com corruption redrawn per scale with Python loops over
+blocks and rectangles (numpy, per image, 3 channels).
 
 Each (mode, precision) runs in its own process (clean peak memory). Writes
 ``benchmarks/results/pretrain.json`` and prints one line::
@@ -30,7 +32,8 @@ from _common import BenchmarkRun, add_common_args, resolve_device, synchronize, 
 from anaus_pl.data.corruption import CorruptionConfig
 from anaus_pl.losses.alignment import region_alignment_loss
 from anaus_pl.losses.core_region import core_region_loss
-from anaus_pl.tasks.pretrain import PretrainTask
+from anaus_pl.models.regions import pool_regions, region_weights
+from anaus_pl.tasks.pretrain import PretrainTask, RegionEmbedder
 
 
 def synthetic_batch(batch: int, size: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -74,28 +77,37 @@ def looped_corruption(images: torch.Tensor, config: CorruptionConfig, rng: np.ra
     return torch.from_numpy(out[:, :1]).to(images.device)
 
 
+def full_map_embed(network: RegionEmbedder, images: torch.Tensor, regions: tuple[torch.Tensor, torch.Tensor], scale: str) -> torch.Tensor:
+    """Projected region embeddings the released way: the whole backbone + FPN maps, then pooling."""
+    return network.projectors(scale, pool_regions(network.encoder(images)[scale], region_weights(*regions)))
+
+
 def released_step(task: PretrainTask, batch: dict[str, torch.Tensor], rng: np.random.Generator) -> torch.Tensor:
     """One step with the released code's costs (see the module docstring)."""
     b = batch["view1"].shape[0]
-    views = torch.cat([batch["view1"], batch["view2"]]).float() / 255.0
-    masks = [batch[k].long() for k in ("mask1", "mask2", "core_mask1", "core_mask2")]
+    views = task.normalize(torch.cat([batch["view1"], batch["view2"]]).float() / 255.0)
+    core = batch["core1"].float() / 255.0
+    masks = [batch[k].long() for k in ("mask1", "mask2")]
     num_ids = int(max(m.max() for m in masks)) + 1
     total = torch.zeros((), device=views.device)
     all_scales = task.scales
     for scale in all_scales:
         task.scales = [scale]
         r1, r2, slots = task.draw_regions(masks[0], masks[1], views.shape[-1], num_ids)
-        both = {scale: (torch.cat([r1[scale][0], r2[scale][0]]), torch.cat([r1[scale][1], r2[scale][1]]))}
-        predictions, targets = task.embed(views, both)  # the whole backbone + FPN again for this scale
-        task.update_target(task.momentum)
-        ids, valid = slots[scale]
-        total = total + region_alignment_loss(predictions[scale][:b], predictions[scale][b:], targets[scale][:b], targets[scale][b:], ids, valid).loss
-        damaged = looped_corruption(batch["core1"].float() / 255.0, task.corruption, rng)
-        c1, c2, core_slots = task.draw_regions(masks[2], masks[3], damaged.shape[-1], num_ids)
-        online = task.predictors(scale, task.online(task.normalize(damaged), c1)[scale])
+        both = (torch.cat([r1[scale][0], r2[scale][0]]), torch.cat([r1[scale][1], r2[scale][1]]))
+        predictions = task.predictors(scale, full_map_embed(task.online, views, both, scale))
+        task.update_target(task.momentum)  # inside the scale loop: four EMA updates per step
         with torch.no_grad():
-            target = task.target(task.normalize(batch["core2"].float() / 255.0), c2)[scale]
-        total = total + core_region_loss(online, target, core_slots[scale][1], "mse")
+            targets = full_map_embed(task.target, views, both, scale)
+        ids, valid = slots[scale]
+        total = total + region_alignment_loss(predictions[:b], predictions[b:], targets[:b], targets[b:], ids, valid).loss
+        # the "com" branch: corruption redrawn per scale, both copies of the batch pooled with the view masks
+        damaged = task.normalize(looped_corruption(core, task.corruption, rng))
+        online = task.predictors(scale, full_map_embed(task.online, torch.cat([damaged, damaged]), both, scale))
+        with torch.no_grad():
+            clean = task.normalize(core)
+            target = full_map_embed(task.target, torch.cat([clean, clean]), both, scale)
+        total = total + core_region_loss(online, target, torch.cat([valid, valid]), "mse")
     task.scales = all_scales
     return total
 

@@ -7,7 +7,7 @@ import torch
 
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
 from anaus_pl.models.heads import ScaleHeads
-from anaus_pl.models.regions import distinct_per_row, pool_regions, region_areas, region_fractions, sample_region_ids
+from anaus_pl.models.regions import distinct_per_row, pool_regions, pool_regions_through_conv, region_areas, region_fractions, region_weights, sample_region_ids
 
 
 def test_fractions_are_area_per_cell() -> None:
@@ -22,8 +22,36 @@ def test_fractions_are_area_per_cell() -> None:
 def test_pool_regions_is_the_area_weighted_mean() -> None:
     features = torch.arange(4.0).view(1, 1, 2, 2)  # cells 0, 1, 2, 3
     fractions = torch.tensor([[[[1.0, 0.5], [0.0, 0.0]], [[0.0, 0.5], [1.0, 1.0]]]])
-    pooled = pool_regions(features, fractions, torch.tensor([[0, 1, 1]]))
+    pooled = pool_regions(features, region_weights(fractions, torch.tensor([[0, 1, 1]])))
     assert torch.allclose(pooled[0, :, 0], torch.tensor([0.5 / 1.5, (0.5 + 2 + 3) / 2.5, (0.5 + 2 + 3) / 2.5]))
+
+
+def test_pooling_through_a_conv_equals_pooling_its_output() -> None:
+    torch.manual_seed(0)
+    labels = torch.randint(0, 4, (3, 20, 20))
+    weights = region_weights(region_fractions(labels, 4, 10), torch.randint(0, 4, (3, 5)))
+    for conv in (torch.nn.Conv2d(6, 7, 3, padding=1), torch.nn.Conv2d(6, 7, 1, bias=False), torch.nn.Conv2d(6, 7, 5, padding=2)):
+        features = torch.randn(3, 6, 10, 10, requires_grad=True)
+        direct = pool_regions(conv(features), weights)
+        (grad_direct,) = torch.autograd.grad(direct.square().sum(), features)
+        through = pool_regions_through_conv(conv, features, weights)
+        (grad_through,) = torch.autograd.grad(through.square().sum(), features)
+        assert torch.allclose(through, direct, atol=1e-5) and torch.allclose(grad_through, grad_direct, atol=1e-5)
+    with pytest.raises(ValueError, match="same"):
+        pool_regions_through_conv(torch.nn.Conv2d(6, 7, 3, stride=2, padding=1), features, weights)
+
+
+@pytest.mark.parametrize("scales", [["c5", "p4", "p3", "p2"], ["p3"], ["p4", "p2"]])
+def test_encoder_pooled_equals_pooling_the_feature_maps(scales: list[str]) -> None:
+    torch.manual_seed(1)
+    encoder = MultiScaleEncoder("resnet18", scales=scales, fpn_channels=16).eval()
+    images, labels = torch.randn(2, 3, 64, 64), torch.randint(0, 3, (2, 64, 64))
+    sizes = scale_sizes(scales, 64)
+    weights = {s: region_weights(region_fractions(labels, 3, sizes[s]), torch.randint(0, 3, (2, 4))) for s in scales}
+    maps = encoder(images)
+    pooled = encoder.pooled(images, weights)
+    for s in scales:
+        assert torch.allclose(pooled[s], pool_regions(maps[s], weights[s]), atol=1e-5), s
 
 
 def test_sampling_frequencies_follow_area_and_only_shared_ids() -> None:

@@ -36,13 +36,13 @@ def test_same_region_ids_reach_both_views_and_both_networks(synthetic_store: Pat
     task = PretrainTask(**TINY)
     batch = _batch(synthetic_store)
     seen: list[tuple[int, torch.Tensor]] = []
-    original = region_module.pool_regions
+    original = region_module.region_weights
 
-    def spy(features, fractions, ids):
-        seen.append((features.shape[0], ids.clone()))
-        return original(features, fractions, ids)
+    def spy(fractions, ids):
+        seen.append((fractions.shape[0], ids.clone()))
+        return original(fractions, ids)
 
-    monkeypatch.setattr("anaus_pl.tasks.pretrain.pool_regions", spy)
+    monkeypatch.setattr("anaus_pl.tasks.pretrain.region_weights", spy)
     out = task.compute_losses(batch)
     b = batch["view1"].shape[0]
     # views: online then target, each over [view1; view2] for 2 scales; core: online then target, 2 scales

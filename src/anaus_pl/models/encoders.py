@@ -12,9 +12,11 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torchvision.ops import FeaturePyramidNetwork
 
 from anaus_pl.models.export import build_backbone
+from anaus_pl.models.regions import pool_regions, pool_regions_through_conv
 
 STRIDES = {"c5": 32, "p5": 32, "p4": 16, "p3": 8, "p2": 4}
 _LEVEL = {"p2": 0, "p3": 1, "p4": 2, "p5": 3}
@@ -83,3 +85,40 @@ class MultiScaleEncoder(nn.Module):
         if "c5" in self.scales:
             out["c5"] = c[3]
         return {s: out[s] for s in self.scales}
+
+    def pooled(self, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Region features ``{scale: (B, K, C_s)}`` = ``pool_regions(forward(x)[scale], weights[scale])``.
+
+        ``weights`` are :func:`~anaus_pl.models.regions.region_weights` per scale. The FPN's
+        3x3 output convolutions are applied to the pooled neighbourhoods of their inputs
+        (:func:`~anaus_pl.models.regions.pool_regions_through_conv`) rather than to whole
+        feature maps: the same values, with the pyramid's largest cost removed.
+        """
+        c = self.stages(x)
+        inner = self._fpn_inner(c) if self.fpn is not None else {}
+        out = {}
+        for scale, w in weights.items():
+            if scale == "c5":
+                out[scale] = pool_regions(c[3], w)
+                continue
+            level = _LEVEL[scale] - self.first_level
+            block = self.fpn.layer_blocks[level]
+            conv = block[0] if isinstance(block, nn.Sequential) and len(block) == 1 else block
+            if isinstance(conv, nn.Identity):
+                out[scale] = pool_regions(inner[level], w)
+            elif isinstance(conv, nn.Conv2d):
+                out[scale] = pool_regions_through_conv(conv, inner[level], w)
+            else:
+                raise TypeError(f"FPN output block {block} of scale {scale} is not a single convolution")
+        return out
+
+    def _fpn_inner(self, c: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The FPN's merged maps before their output convolutions (lateral + upsampled coarser), finest first."""
+        stages = c[self.first_level:]
+        merged = self.fpn.get_result_from_inner_blocks(stages[-1], -1)
+        inner = [merged]
+        for idx in range(len(stages) - 2, -1, -1):
+            lateral = self.fpn.get_result_from_inner_blocks(stages[idx], idx)
+            merged = lateral + F.interpolate(merged, size=lateral.shape[-2:], mode="nearest")
+            inner.insert(0, merged)
+        return inner

@@ -34,7 +34,7 @@ from anaus_pl.losses.core_region import CoreLossKind, core_region_loss
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, EncoderMeta, save_encoder
 from anaus_pl.models.heads import ScaleHeads
-from anaus_pl.models.regions import Weighting, distinct_per_row, pool_regions, region_areas, region_fractions, sample_region_ids
+from anaus_pl.models.regions import Weighting, distinct_per_row, region_areas, region_fractions, region_weights, sample_region_ids
 
 log = logging.getLogger(__name__)
 Regions = dict[str, tuple[torch.Tensor, torch.Tensor]]  # scale -> (fractions (B, R, s, s), ids (B, K))
@@ -49,8 +49,8 @@ class RegionEmbedder(nn.Module):
         self.encoder, self.projectors = encoder, projectors
 
     def forward(self, images: torch.Tensor, regions: Regions) -> dict[str, torch.Tensor]:
-        features = self.encoder(images)
-        return {s: self.projectors(s, pool_regions(features[s], *regions[s])) for s in regions}
+        pooled = self.encoder.pooled(images, {s: region_weights(*regions[s]) for s in regions})
+        return {s: self.projectors(s, pooled[s]) for s in regions}
 
 
 def cosine_momentum(step: int, total_steps: int, base: float) -> float:
