@@ -3,6 +3,7 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from anaus_pl.data.datamodules.annotate import ContiguousShardSampler, LetterboxedFrames, collate_frames
 from anaus_pl.data.frame_sources import FrameDecoder, FrameInput, index_inputs
@@ -114,3 +115,18 @@ def test_frame_table_round_trips_refs_and_subsets(tmp_path):
     with pytest.raises(IndexError):
         table[len(refs)]
     assert len(FrameTable.from_refs([])) == 0
+
+
+def test_input_classes_become_per_frame_class_masks(tmp_path):
+    cv2.imwrite(str(tmp_path / "heart.png"), np.zeros((8, 8), np.uint8))
+    cv2.imwrite(str(tmp_path / "neck.png"), np.zeros((8, 8), np.uint8))
+    names = ("thyroid_gland", "lv", "la")
+    inputs = [FrameInput(str(tmp_path / "heart.png"), classes=["la", "lv"]), FrameInput(str(tmp_path / "neck.png"))]
+    masks = np.stack([spec.class_mask(names) for spec in inputs])
+    np.testing.assert_array_equal(masks, [[False, True, True], [True, True, True]])
+    refs, layouts = index_inputs(inputs)
+    batch = collate_frames([LetterboxedFrames(refs, FrameDecoder(layouts), 16, masks)[i] for i in range(2)])
+    assert batch["classes"].dtype == torch.bool and batch["classes"].tolist() == masks.tolist()
+    assert collate_frames([LetterboxedFrames(refs, FrameDecoder(layouts), 16)[0]])["classes"] is None
+    with pytest.raises(ValueError, match="classes must name each class once"):
+        FrameInput(str(tmp_path), classes=[])

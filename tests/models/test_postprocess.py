@@ -17,6 +17,9 @@ def test_threshold_overlap_and_valid_area_on_a_hand_made_map():
     np.testing.assert_array_equal(per_class[0].numpy(), [[1, 1, 0], [1, 0, 2]])
     cropped = resolve_labels(probabilities, torch.tensor([0.5, 0.5]), torch.tensor([[1, 2]]))
     np.testing.assert_array_equal(cropped[0].numpy(), [[1, 2, 0], [0, 0, 0]])
+    # a class the frame cannot hold is no candidate: the allowed class takes the pixels it reaches
+    only_2 = resolve_labels(probabilities, torch.tensor([0.5, 0.5]), torch.tensor([[2, 3]]), torch.tensor([[False, True]]))
+    np.testing.assert_array_equal(only_2[0].numpy(), [[2, 2, 0], [0, 0, 2]])
 
 
 def test_min_area_and_largest_component():

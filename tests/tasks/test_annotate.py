@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+import yaml
 from conftest import TESTS_DIR, write_config
 from stub_lpsam import write_checkpoint
 
@@ -86,6 +87,44 @@ def test_corrupt_inputs_are_named_in_the_log_and_empty_frames_dropped(annotate_i
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["frames_dropped_empty"] == 1 and summary["frames_written"] == EXPECTED_SOURCES - 1
     assert not any(s.endswith("empty.png") for s in AnatomyStore(tmp_path / "anatomy.h5").handle["source"].asstr()[:])
+
+
+def with_inputs(config: Path, inputs: list[dict]) -> Path:
+    """``config`` with ``data.init_args.inputs`` replaced."""
+    settings = yaml.safe_load(config.read_text())
+    settings["data"]["init_args"]["inputs"] = inputs
+    config.write_text(yaml.safe_dump(settings))
+    return config
+
+
+def test_an_input_restricted_to_some_classes_never_gets_the_others(reference_store, annotate_inputs, stub_checkpoint, tmp_path):
+    store = tmp_path / "anatomy.h5"
+    config = with_inputs(write_config(tmp_path / "cfg.yaml", annotate_inputs, store, stub_checkpoint),
+                         [{"path": str(annotate_inputs / "frames"), "classes": ["dark"]},
+                          {"path": str(annotate_inputs), "frame_stride": 2, "max_frames_per_video": 5}])
+    run_annotate(config)
+    restricted, reference = read_store(store), read_store(reference_store)
+    by_source = {s: i for i, s in enumerate(reference["source"])}
+    folder = (str(annotate_inputs / "frames") + "/").encode()
+    for j, source in enumerate(restricted["source"]):
+        mask, expected = restricted["masks"][j], reference["masks"][by_source[source]]
+        if source.startswith(folder):  # "bright" pixels become background, "dark" ones stay
+            np.testing.assert_array_equal(mask, np.where(expected == 2, 2, 0), err_msg=source)
+            assert restricted["scores"][j, 0] == 0 and restricted["scores"][j, 1] > 0
+        else:
+            np.testing.assert_array_equal(mask, expected, err_msg=source)
+    assert sum(s.startswith(folder) for s in restricted["source"]) == 12
+    assert (restricted["masks"] == 1).any()  # the unrestricted video frames keep "bright"
+    with h5py.File(store) as handle:
+        assert yaml.safe_load(handle.attrs["config"])["annotate"]["data"]["init_args"]["inputs"][0]["classes"] == ["dark"]
+
+
+def test_an_unknown_input_class_fails_naming_it_and_the_valid_ones(annotate_inputs, stub_checkpoint, tmp_path):
+    config = with_inputs(write_config(tmp_path / "cfg.yaml", annotate_inputs, tmp_path / "anatomy.h5", stub_checkpoint),
+                         [{"path": str(annotate_inputs / "frames"), "classes": ["dark", "lv"]}])
+    with pytest.raises(ValueError, match=r"classes \['lv'\] are not classes of the LP-SAM checkpoint; valid classes: bright, dark"):
+        run_annotate(config)
+    assert not shard_paths(tmp_path / "anatomy.h5")
 
 
 @pytest.mark.slow

@@ -92,10 +92,11 @@ class AnatomyStoreWriter:
     """Appends frames to a partial file; :meth:`finalize` renames it to ``path``.
 
     ``partial`` names the file to write (default ``<path>.partial``; the
-annotate stage gives each rank of each run a fresh :func:`shard_path`).
-Opening an existing, cleanly closed partial file resumes it: :attr:`written_sources` holds
-    every source already stored and :attr:`dropped_sources` every source
-    already judged empty, so callers can skip both. Besides the frames, a
+    annotate stage gives each rank of each run a fresh :func:`shard_path`).
+    Opening an existing, cleanly closed partial file resumes it: :attr:`written_sources`
+    reads every source already stored and :attr:`dropped_sources` every source
+    already judged empty, so callers can skip both (read from the file on
+    request; the writer holds nothing per frame in memory). Besides the frames, a
     writer keeps running counters (per-class frame and pixel counts, sources
     skipped or dropped) that survive a resume because they are committed in
     the same flush as the frames they count.
@@ -120,8 +121,16 @@ Opening an existing, cleanly closed partial file resumes it: :attr:`written_sour
         else:
             self._create(attrs or {})
         self._file.swmr_mode = True
-        self.written_sources: set[str] = set(_decode(self._file["source"][:]))
-        self.dropped_sources: set[str] = set(_decode(self._file["dropped_empty"][:]))
+
+    @property
+    def written_sources(self) -> set[str]:
+        """Sources of the committed frames."""
+        return set(_decode(self._file["source"][:len(self)]))
+
+    @property
+    def dropped_sources(self) -> set[str]:
+        """Sources committed as dropped for having no anatomy."""
+        return set(_decode(self._file["dropped_empty"][:int(self._file.attrs["committed_dropped"])]))
 
     def _create(self, attrs: Mapping[str, Any]) -> None:
         s, c = self.size, len(self.classes)
@@ -194,8 +203,6 @@ Opening an existing, cleanly closed partial file resumes it: :attr:`written_sour
         attrs["committed_skipped"] = int(attrs["committed_skipped"]) + len(skipped)
         attrs["committed_frames"] = start + n
         self._file.flush()
-        self.written_sources.update(sources)
-        self.dropped_sources.update(dropped)
 
     def close(self) -> None:
         if self._file.id.valid:

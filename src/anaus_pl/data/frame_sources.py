@@ -10,7 +10,9 @@ An input (:class:`FrameInput`) is one of
   frames are used without their labels.
 
 Videos contribute every ``frame_stride``-th frame, at most
-``max_frames_per_video`` of them. Indexing decodes nothing: a video's length
+``max_frames_per_video`` of them. ``classes`` names the anatomy that can appear
+in an input's frames (e.g. the cardiac classes for an echocardiography set);
+the other classes of the predictor are not labelled in them. Indexing decodes nothing: a video's length
 comes from its container. The index is a :class:`FrameTable`: flat numpy
 arrays (file paths interned once per file, integer frame numbers), so forked
 DataLoader workers reading it touch no per-frame Python objects and their
@@ -37,7 +39,10 @@ from anaus_pl.data.layouts.base import natural_key
 
 @dataclass
 class FrameInput:
-    """One source of unlabeled frames (a folder, a file, or a data set via its layout)."""
+    """One source of unlabeled frames (a folder, a file, or a data set via its layout).
+
+    ``classes``: the predictor's classes that can appear in these frames (``None``: all of them).
+    """
 
     path: str
     layout: str | None = None
@@ -45,12 +50,25 @@ class FrameInput:
     exclude: list[str] = field(default_factory=list)
     frame_stride: int = 1
     max_frames_per_video: int | None = None
+    classes: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.frame_stride < 1:
             raise ValueError(f"input {self.path}: frame_stride must be >= 1, got {self.frame_stride}")
         if self.max_frames_per_video is not None and self.max_frames_per_video < 1:
             raise ValueError(f"input {self.path}: max_frames_per_video must be >= 1 or null, got {self.max_frames_per_video}")
+        if self.classes is not None and (not self.classes or len(set(self.classes)) != len(self.classes)):
+            raise ValueError(f"input {self.path}: classes must name each class once (null: every class), got {self.classes}")
+
+    def class_mask(self, names: Sequence[str]) -> np.ndarray:
+        """``bool (C,)`` over the predictor's class ``names``: True where this input's frames may hold the class."""
+        if self.classes is None:
+            return np.ones(len(names), bool)
+        unknown = [name for name in self.classes if name not in names]
+        if unknown:
+            raise ValueError(f"input {self.path}: classes {unknown} are not classes of the LP-SAM checkpoint; "
+                             f"valid classes: {', '.join(names)}")
+        return np.array([name in self.classes for name in names], bool)
 
 
 @dataclass(frozen=True)

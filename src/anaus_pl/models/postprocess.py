@@ -1,7 +1,8 @@
 """LP-SAM probabilities -> one anatomy label map per frame.
 
 1. A pixel is a candidate for class ``k`` when its probability reaches the
-   class threshold.
+   class threshold and the frame may hold class ``k`` (a frame of an input
+   restricted to some classes never gets the others).
 2. Overlaps are resolved by the highest probability among the candidates;
    pixels with no candidate are background (0).
 3. Pixels outside the frame's valid (unpadded) area are background.
@@ -44,11 +45,17 @@ class PostProcess:
         return torch.tensor(values, dtype=torch.float32)
 
 
-def resolve_labels(probabilities: torch.Tensor, thresholds: torch.Tensor, valid_hw: torch.Tensor) -> torch.Tensor:
-    """Steps 1-3: ``(B, C, S, S)`` probabilities -> ``uint8 (B, S, S)`` label maps (runs on any device)."""
+def resolve_labels(probabilities: torch.Tensor, thresholds: torch.Tensor, valid_hw: torch.Tensor,
+                   allowed: torch.Tensor | None = None) -> torch.Tensor:
+    """Steps 1-3: ``(B, C, S, S)`` probabilities -> ``uint8 (B, S, S)`` label maps (runs on any device).
+
+    ``allowed`` (``bool (B, C)``, optional): the classes each frame may hold; ``None`` allows all.
+    """
     b, c, h, w = probabilities.shape
     probabilities = probabilities.float()
     candidate = probabilities >= thresholds.to(probabilities.device).view(1, c, 1, 1)
+    if allowed is not None:
+        candidate &= allowed.to(device=candidate.device, dtype=torch.bool).view(b, c, 1, 1)
     best = torch.where(candidate, probabilities, torch.full_like(probabilities, -1.0)).argmax(dim=1)
     labels = (best + 1) * candidate.any(dim=1)
     rows = torch.arange(h, device=labels.device).view(1, h, 1)
@@ -75,8 +82,9 @@ def filter_regions(label_map: np.ndarray, num_classes: int, min_area: int, keep_
     return out
 
 
-def label_maps(probabilities: torch.Tensor, valid_hw: torch.Tensor, config: PostProcess) -> np.ndarray:
-    """All steps: ``(B, C, S, S)`` probabilities -> ``uint8 (B, S, S)`` numpy label maps."""
+def label_maps(probabilities: torch.Tensor, valid_hw: torch.Tensor, config: PostProcess,
+               allowed: torch.Tensor | None = None) -> np.ndarray:
+    """All steps: ``(B, C, S, S)`` probabilities -> ``uint8 (B, S, S)`` numpy label maps (``allowed`` as in :func:`resolve_labels`)."""
     num_classes = probabilities.shape[1]
-    labels = resolve_labels(probabilities, config.thresholds(num_classes), valid_hw).cpu().numpy()
+    labels = resolve_labels(probabilities, config.thresholds(num_classes), valid_hw, allowed).cpu().numpy()
     return np.stack([filter_regions(m, num_classes, config.min_area, config.keep_largest_component) for m in labels]) if len(labels) else labels

@@ -108,10 +108,13 @@ class AnnotateTask(LightningModule):
         return probabilities.float(), confidence.float()
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> AnnotatedBatch:
-        images, valid_hw = batch["images"], batch["valid_hw"]
+        """Label one batch; ``batch["classes"]`` (``bool (B, C)``, optional) limits each frame to its input's classes."""
+        images, valid_hw, allowed = batch["images"], batch["valid_hw"], batch.get("classes")
         if len(images):
             probabilities, confidence = self(images)
-            masks = label_maps(probabilities, valid_hw, self.postprocess)
+            masks = label_maps(probabilities, valid_hw, self.postprocess, allowed)
+            if allowed is not None:  # a class the input cannot hold was not looked for: no confidence
+                confidence = confidence * allowed.to(confidence.device)
             scores = confidence.cpu().numpy().astype(np.float32)
         else:
             c, s = len(self.vocabulary), images.shape[-1]

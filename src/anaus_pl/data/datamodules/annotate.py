@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -21,12 +22,17 @@ class LetterboxedFrames(Dataset):
 
     The frames are held as a :class:`FrameTable` (numpy arrays), never as a list
     of objects, so forked workers' memory does not grow with the frame count.
+
+    ``class_masks`` (``bool (inputs, C)``, optional): the classes each input's
+    frames may hold; every decoded frame then carries its input's row as ``classes``.
     """
 
-    def __init__(self, refs: FrameTable | Sequence[FrameRef], decoder: FrameDecoder, size: int) -> None:
+    def __init__(self, refs: FrameTable | Sequence[FrameRef], decoder: FrameDecoder, size: int,
+                 class_masks: np.ndarray | None = None) -> None:
         self.refs = refs if isinstance(refs, FrameTable) else FrameTable.from_refs(refs)
         self.decoder = decoder
         self.size = size
+        self.class_masks = class_masks
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -38,16 +44,23 @@ class LetterboxedFrames(Dataset):
         except (ValueError, OSError) as error:  # FrameReadError and layout errors are ValueErrors
             return {"source": ref.source, "error": str(error)}
         image, valid_hw = letterbox(frame, self.size)
-        return {"source": ref.source, "image": torch.from_numpy(image), "valid_hw": valid_hw}
+        item = {"source": ref.source, "image": torch.from_numpy(image), "valid_hw": valid_hw}
+        if self.class_masks is not None:
+            item["classes"] = torch.from_numpy(self.class_masks[ref.input_index])
+        return item
 
 
 def collate_frames(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack decoded frames; carry skipped sources and their errors alongside."""
+    """Stack decoded frames; carry skipped sources and their errors alongside.
+
+    ``classes`` is the stacked ``bool (B, C)`` per-frame class masks, or ``None`` when the frames carry none.
+    """
     good = [item for item in items if "error" not in item]
     size = good[0]["image"].shape[-1] if good else 0
     return {
         "images": torch.stack([item["image"] for item in good]) if good else torch.zeros((0, size, size), dtype=torch.uint8),
         "valid_hw": torch.tensor([item["valid_hw"] for item in good], dtype=torch.int32).reshape(-1, 2),
+        "classes": torch.stack([item["classes"] for item in good]) if good and "classes" in good[0] else None,
         "sources": [item["source"] for item in good],
         "skipped": [(item["source"], item["error"]) for item in items if "error" in item],
     }
@@ -116,16 +129,32 @@ class AnnotateFramesDataModule(LightningDataModule):
             return frames
         return frames.subset([i for i, source in enumerate(frames.sources()) if source not in self.done_sources])
 
+    def class_masks(self, names: Sequence[str]) -> np.ndarray:
+        """``bool (inputs, C)``: which of the predictor's classes each input's frames may hold (names checked)."""
+        return np.stack([spec.class_mask(names) for spec in self.inputs])
+
+    def _predictor(self) -> Any:
+        return self.trainer.lightning_module if self.trainer is not None else None
+
     def _size(self) -> int:
         if self.image_size is not None:
             return self.image_size
-        module = self.trainer.lightning_module if self.trainer is not None else None
+        module = self._predictor()
         if module is None or getattr(module, "image_size", None) is None:
             raise ValueError("data.init_args.image_size is null and no predictor gives an input size; set image_size")
         return int(module.image_size)
 
+    def _class_masks(self) -> np.ndarray | None:
+        module = self._predictor()
+        vocabulary = getattr(module, "vocabulary", None) if module is not None else None
+        if vocabulary is None:
+            if any(spec.classes is not None for spec in self.inputs):
+                raise ValueError("data.init_args.inputs name classes, but the model gives no class vocabulary to check them against")
+            return None
+        return self.class_masks(vocabulary.names)
+
     def predict_dataloader(self) -> DataLoader:
-        dataset = LetterboxedFrames(self.pending(), self._indexed()[1], self._size())
+        dataset = LetterboxedFrames(self.pending(), self._indexed()[1], self._size(), self._class_masks())
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         return DataLoader(dataset, batch_size=self.batch_size, sampler=ContiguousShardSampler(dataset, world, rank),
