@@ -277,16 +277,58 @@ def write_results(study: Study) -> Path:
                 shutil.copyfile(figure, copy)
                 lines.append(f"![{task} {metric}, {round(100 * fraction)}% labels]({copy.relative_to(target.parent)})")
         lines.append("")
+    lines += _budget_section(study)
     wins = sum("is better" in s for s in statements)
     losses = sum("is worse" in s for s in statements)
     lines += ["## What the numbers support", "",
               f"Of {len(statements)} comparisons of `{config.reference}` with another init, {wins} favour it by more than the "
               f"fold std, {losses} go against it by more than the fold std, and {len(statements) - wins - losses} are within "
               "the fold std (no difference shown at this budget). A difference within one fold std is not evidence either way.",
-              "", *[f"- {s}" for s in statements], ""]
+              "", *[f"- {s}" for s in statements], "",
+              "## What they do not support", "",
+              "These are phantom tasks, pretrained for minutes on a CPU (steps above), not the paper's 300 epochs of "
+              "real Butterfly and CAMUS frames on two GPUs, and each fold tests a few dozen images. The likeliest reason "
+              f"when `{config.reference}` does not win is that budget: with a few hundred steps every variant's encoder is "
+              "still close to its initialisation, so the evaluate stage's fine-tuning decides most of the result and "
+              "differences between pretraining objectives stay inside the fold spread. Nothing here confirms or "
+              "contradicts the paper's numbers on real data; rerun with larger pretraining budgets "
+              "(`pretrain.overrides`) to see whether the gaps grow.", ""]
     target.write_text("\n".join(lines))
     print(f"[study] results: {target}")
     return target
+
+
+def _loss_curve(run_dir: Path, tag: str = "train/loss") -> list[float]:
+    """The logged training loss of a pretrain run, in step order (empty when nothing was logged)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return [e.value for e in events.Scalars(tag)] if tag in events.Tags()["scalars"] else []
+
+
+def _budget_section(study: Study) -> list[str]:
+    """What each variant's pretraining got: optimizer steps, frames seen (its checkpoint) and its loss curve's ends."""
+    import torch
+
+    rows = []
+    for variant in study.config.variants:
+        run_dir = study.encoder(variant).parent
+        checkpoint = run_dir / "checkpoints" / "last.ckpt"
+        if not checkpoint.is_file():
+            rows.append(f"| {variant} | n/a | n/a | n/a |")
+            continue
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        batch = state.get("datamodule_hyper_parameters", {}).get("batch_size")
+        steps = int(state["global_step"])
+        curve = _loss_curve(run_dir)
+        ends = f"{sum(curve[:3]) / len(curve[:3]):.3f} -> {sum(curve[-3:]) / len(curve[-3:]):.3f}" if curve else "n/a"
+        rows.append(f"| {variant} | {steps} | {steps * batch if batch else 'n/a'} | {ends} |")
+    minutes = {k.split(":", 1)[1]: v / 60 for k, v in study.timings.items() if k.startswith("pretrain:")}
+    return ["## Pretraining budget", "",
+            "| variant | optimizer steps | frames seen | training loss, first -> last 3 logged steps |",
+            "|---|---|---|---|", *rows, "",
+            "Wall time per variant (min): " + ", ".join(f"{k} {v:.1f}" for k, v in minutes.items()), ""]
 
 
 def main(argv: Sequence[str]) -> int:

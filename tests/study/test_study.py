@@ -52,6 +52,7 @@ def test_study_smoke_produces_results_and_resumes(tmp_path, monkeypatch):
     text = (tmp_path / "docs" / "RESULTS.md").read_text()
     assert "## busi-cls (accuracy" in text and "| anaus |" in text and "| byol-image |" in text and "| random |" in text
     assert "50% labels" in text and f"anaus-pl study --config {path}" in text and "What the numbers support" in text
+    assert "| anaus | 1 | 16 | " in text and "What they do not support" in text  # max_steps=1, batch 16
     record = json.loads(next((tmp_path / "study/evaluate/labels050/results/busi-cls").rglob("fold0.json")).read_text())
     assert record["label_fraction"] == 0.5
     timings = json.loads((tmp_path / "study" / "timings.json").read_text())
