@@ -1,4 +1,4 @@
-"""Fine-tuning under 2-process DDP (gloo): the validation metric and the test fold match one process."""
+"""Fine-tuning at scale: 2-process DDP (gloo) matches one process; bf16-mixed runs the evaluate stage on CPU."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import torch
 from lightning.pytorch import Trainer
 
 from anaus_pl.data.datamodules.finetune import FoldDataModule, LoadedTask
+from anaus_pl.evaluation import runner
+from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig
 from anaus_pl.tasks.finetune import FinetuneModule
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -55,7 +57,7 @@ def evaluate(trainer: Trainer, head: str) -> dict:
 SCRIPT = """
 import json, sys
 from lightning.pytorch import Trainer
-from test_finetune_ddp import evaluate
+from test_finetune_scale import evaluate
 
 trainer = Trainer(accelerator="cpu", devices=2, strategy="ddp", logger=False, enable_progress_bar=False,
                   enable_model_summary=False, enable_checkpointing=False)
@@ -85,3 +87,16 @@ def test_two_ranks_give_the_one_process_validation_metric_and_test_fold(tmp_path
         assert two[head]["index"] == single["index"] == TEST.tolist(), head
         np.testing.assert_allclose(two[head]["prediction"], single["prediction"], atol=1e-5, err_msg=head)
         assert two[head]["val"] == pytest.approx(single["val"], abs=1e-6), head
+
+
+def test_evaluate_folds_run_in_bf16_mixed_on_cpu(data_root: Path, tmp_path: Path) -> None:
+    """One classification and one FPN segmentation fold, ``precision: bf16-mixed``: finite loss, results."""
+    tasks = [TaskConfig("cls", "fake-cls", str(data_root), "classification", image_size=32, epochs=1, batch_size=8, lr=1e-3),
+             TaskConfig("seg", "fake-seg", str(data_root), "segmentation", head="fpn", image_size=32, epochs=1, batch_size=8,
+                        lr=1e-3, fpn_channels=16)]
+    config = EvaluateConfig(tasks=tasks, inits=["random"], out_dir=str(tmp_path / "out"), n_folds=3, accelerator="cpu",
+                            precision="bf16-mixed", only_folds=[0])
+    runner.evaluate(config)
+    for task, metric in (("cls", "accuracy"), ("seg", "dice")):
+        record = json.loads((tmp_path / "out" / "results" / task / "random" / "fold0.json").read_text())
+        assert np.isfinite(record["best_val"]) and 0 <= record["metrics"][metric] <= 1, record
