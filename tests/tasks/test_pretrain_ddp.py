@@ -40,8 +40,9 @@ class RowSeededRegions(PretrainTask):
             with torch.random.fork_rng():
                 torch.manual_seed(1000 * self.draws + self.row_offset + i)
                 rows.append(super().draw_regions(mask_a[i:i + 1], mask_b[i:i + 1], image_size, NUM_IDS))
-        join = lambda parts: {s: tuple(torch.cat(p) for p in zip(*(part[s] for part in parts))) for s in parts[0]}  # noqa: E731
-        return tuple(join([row[k] for row in rows]) for k in range(3))
+        # rows of (regions_a, regions_b, slots), each {scale: (tensor, tensor)} -> the same for the batch
+        return tuple({scale: tuple(torch.cat(parts) for parts in zip(*(row[k][scale] for row in rows)))
+                      for scale in rows[0][k]} for k in range(3))
 
 
 def _task(state: dict | None = None) -> RowSeededRegions:
