@@ -11,6 +11,8 @@
 #   ANAUS_TRAINER              device preset configs/trainer/<name>.yaml (default: ddp with GPUs, else cpu)
 #   ANAUS_<STAGE>_COMMAND      subcommand (default ANAUS_STAGE_VERB)
 #   ANAUS_<STAGE>_CONFIG       stage YAML (default stages/<stage>.yaml)
+#   ANAUS_<STAGE>_STRATEGY     Lightning strategy, after the presets (default ddp; the adapt template sets
+#                              ddp_find_unused_parameters_true: each phase leaves a part of LP-SAM idle)
 #   ANAUS_<STAGE>_ROOT_DIR     the stage's fixed run directory: Lightning's default_root_dir, where the
 #                              requeue checkpoint hpc_ckpt_<n>.ckpt lives (default runs/<stage>/default)
 #   ANAUS_ARGS, ANAUS_<STAGE>_ARGS   extra CLI overrides, split on whitespace (all stages, then this one)
@@ -64,6 +66,7 @@ if [[ " ${ANAUS_LIGHTNING_COMMANDS:-fit validate test predict annotate} " == *" 
     echo "anaus: fresh job: moved older requeue checkpoints to $aside (ANAUS_KEEP_HPC_CKPT=1 resumes them)"
   fi
   command+=(--config "configs/trainer/$trainer.yaml" --config configs/trainer/slurm.yaml
+            --trainer.strategy "$(var STRATEGY ddp)"
             --trainer.num_nodes "${SLURM_JOB_NUM_NODES:-1}" --trainer.devices "${SLURM_NTASKS_PER_NODE:-1}"
             --trainer.default_root_dir "$root_dir")
 fi

@@ -9,6 +9,7 @@ from typing import Any
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 
+from anaus_pl.requeue import RequeueAtStepBoundary, SLURMStepRequeue
 from anaus_pl.tasks.annotate_writer import StoreOptions
 
 
@@ -28,6 +29,13 @@ class AnausTrainer(Trainer):
     extra_subcommands = {"annotate": {"model", "datamodule"}}
 
     resolved_config: Any = None  # set by AnausCLI: the run's configuration, kept in the store's attributes
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        plugins = kwargs.get("plugins") or []
+        for plugin in plugins if isinstance(plugins, list) else [plugins]:
+            if isinstance(plugin, SLURMStepRequeue):  # its requeue runs as a callback, between steps
+                self.callbacks.append(RequeueAtStepBoundary(plugin.requeue_signal))
 
     def annotate(self, model: LightningModule, datamodule: LightningDataModule, store: StoreOptions | None = None) -> dict[str, Any]:
         """Label every frame of ``datamodule`` with ``model`` into the anatomy store ``store.path``.

@@ -46,8 +46,15 @@ def test_fit_stage_takes_devices_and_nodes_from_the_allocation(home: Path) -> No
     assert args[:5] == ["--kill-on-bad-exit=1", "anaus-pl", "fit", "--config", "stages/pretrain.yaml"]
     joined = " ".join(args)
     assert "--config configs/trainer/ddp.yaml --config configs/trainer/slurm.yaml" in joined
-    assert "--trainer.num_nodes 2 --trainer.devices 4 --trainer.default_root_dir runs/pretrain/default" in joined
+    assert "--trainer.strategy ddp --trainer.num_nodes 2 --trainer.devices 4 --trainer.default_root_dir runs/pretrain/default" in joined
     assert joined.endswith("--trainer.max_epochs 2")
+
+
+def test_adapt_lets_ddp_find_the_parts_idle_in_a_phase(home: Path) -> None:
+    """The presets say ``strategy: ddp``; adapt's phases each leave a part of LP-SAM without gradient."""
+    _, args, _ = _job(home, "adapt", SLURM_NTASKS_PER_NODE="2")
+    assert args[args.index("--trainer.strategy") + 1] == "ddp_find_unused_parameters_true"
+    assert args.index("--trainer.strategy") > args.index("configs/trainer/slurm.yaml")
 
 
 def test_cpu_preset_without_gpus_and_annotate_gets_trainer_flags(home: Path) -> None:

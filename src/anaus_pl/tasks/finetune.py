@@ -3,6 +3,10 @@
 It wires an init's backbone (:mod:`anaus_pl.models.downstream`) to a head,
 trains what the protocol allows, logs the selection metric (``val/accuracy``
 or ``val/dice``) and keeps the test fold's predictions for the runner.
+
+Under DDP the selection metric is a per-image torchmetrics mean, synchronised
+across ranks, and every rank ends the test with the whole fold's predictions
+(gathered, the distributed sampler's padding duplicates dropped).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import torch
 from lightning.pytorch import LightningModule
 from scipy import ndimage
 from torch.nn import functional as F
+from torchmetrics import MeanMetric
 
 from anaus_pl.evaluation.metrics import segmentation_per_image
 from anaus_pl.models.downstream import BackboneSpec, Classifier, FPNSegmenter, StagedEncoder, build_init, build_mask_rcnn
@@ -79,6 +84,7 @@ class FinetuneModule(LightningModule):
             self.model = build_mask_rcnn(encoder, image_size, fpn_channels)
         else:
             raise ValueError(f"head must be linear, fpn or maskrcnn, got {head!r}")
+        self.val_score = MeanMetric()  # per-image accuracy or Dice, weighted by images across ranks
         self.test_outputs: dict[str, list[torch.Tensor]] = {}
 
     @property
@@ -115,11 +121,12 @@ class FinetuneModule(LightningModule):
         images = batch["image"]
         if self.hparams.head == "linear":
             logits = self.model(images)
-            self.log("val/loss", F.cross_entropy(logits, batch["label"]), batch_size=len(images))
-            self.log("val/accuracy", (logits.argmax(1) == batch["label"]).float().mean(), prog_bar=True, batch_size=len(images))
+            self.log("val/loss", F.cross_entropy(logits, batch["label"]), batch_size=len(images), sync_dist=True)
+            self.val_score.update((logits.argmax(1) == batch["label"]).float())
         else:
             dice = segmentation_per_image(self.predict_masks(images).cpu(), batch["mask"].cpu() > 0.5, with_hd95=False)["dice"]
-            self.log("val/dice", float(np.mean(dice)), prog_bar=True, batch_size=len(images))
+            self.val_score.update(torch.as_tensor(np.asarray(dice), dtype=torch.float32, device=self.device))
+        self.log(self.monitor, self.val_score, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(images))
 
     def on_test_epoch_start(self) -> None:
         self.test_outputs = {"index": [], "prediction": []}
@@ -132,6 +139,17 @@ class FinetuneModule(LightningModule):
             prediction = self.predict_masks(images)
         self.test_outputs["index"].append(batch["index"].cpu())
         self.test_outputs["prediction"].append(prediction.cpu())
+
+    def on_test_epoch_end(self) -> None:
+        """Every rank gets the whole test fold: its shards gathered, padding duplicates dropped, in index order."""
+        if self.trainer.world_size == 1 or not self.test_outputs["index"]:
+            return
+        index = torch.cat(self.test_outputs["index"]).to(self.device)
+        prediction = torch.cat(self.test_outputs["prediction"]).to(self.device)
+        index = self.all_gather(index).flatten(0, 1).cpu()
+        prediction = self.all_gather(prediction.float()).flatten(0, 1).cpu().to(prediction.dtype)  # gloo gathers no bool
+        unique, first = np.unique(index.numpy(), return_index=True)
+        self.test_outputs = {"index": [torch.from_numpy(unique)], "prediction": [prediction[torch.from_numpy(first)]]}
 
     def configure_optimizers(self) -> dict:
         parameters = [p for p in self.parameters() if p.requires_grad]
