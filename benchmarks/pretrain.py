@@ -4,9 +4,11 @@
 vectorised corruption. ``released``: the same networks and losses run the way the
 released code runs them (``../shared/research/refcode.md`` section 3.4): the backbone
 and the whole FPN (3x3 output convolutions on full maps) rerun once per scale for the
-views and again for the two copies of the "com" crop, the EMA update inside the scale
-loop (four per step), the com corruption redrawn per scale with Python loops over
-blocks and rectangles (numpy, per image, 3 channels).
+views and again for the two copies of the "com" crop, the label maps turned into
+cell masks per scale through a 256-id one-hot at full resolution
+(``convert_binary_mask``) and K ids redrawn for every network call (``sample_masks``),
+the EMA update inside the scale loop (four per step), the com corruption redrawn per
+scale with Python loops over blocks and rectangles (numpy, per image, 3 channels).
 
 Each (mode, precision) runs in its own process (clean peak memory). Besides wall-clock
 images/s, each mode reports images per CPU-second of its process (``time.process_time``):
@@ -30,12 +32,14 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from _common import BenchmarkRun, add_common_args, resolve_device, synchronize, timing_stats
 from anaus_pl.data.corruption import CorruptionConfig
 from anaus_pl.losses.alignment import region_alignment_loss
 from anaus_pl.losses.core_region import core_region_loss
-from anaus_pl.models.regions import pool_regions, region_weights
+from anaus_pl.models.encoders import scale_sizes
+from anaus_pl.models.regions import pool_regions
 from anaus_pl.tasks.pretrain import PretrainTask, RegionEmbedder
 
 
@@ -80,38 +84,51 @@ def looped_corruption(images: torch.Tensor, config: CorruptionConfig, rng: np.ra
     return torch.from_numpy(out[:, :1]).to(images.device)
 
 
-def full_map_embed(network: RegionEmbedder, images: torch.Tensor, regions: tuple[torch.Tensor, torch.Tensor], scale: str) -> torch.Tensor:
+def released_cell_masks(masks: torch.Tensor, size: int, max_ids: int = 256) -> torch.Tensor:
+    """The released ``convert_binary_mask``: a 256-id one-hot at full resolution, pooled to the scale,
+    the majority id per cell, and that id's hard one-hot: ``(B, 256, size * size)``."""
+    one_hot = torch.eq(torch.arange(max_ids, device=masks.device).view(1, -1, 1, 1), masks[:, None]).float()
+    majority = F.adaptive_avg_pool2d(one_hot, size).flatten(2).argmax(1)
+    return torch.eye(max_ids, device=masks.device)[majority].permute(0, 2, 1)
+
+
+def released_sample(cells: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The released ``sample_masks`` (redrawn for every network call): K ids uniform among the ids
+    owning a cell, their hard masks divided by their cell counts. Returns ``(weights (B, K, P^2), ids)``."""
+    exists = (cells.sum(-1) > 0).float()
+    ids = torch.distributions.Categorical(logits=torch.log(exists + 1e-11)).sample((k,)).T
+    chosen = torch.gather(cells, 1, ids[..., None].expand(-1, -1, cells.shape[-1]))
+    return chosen / chosen.sum(-1, keepdim=True).clamp_min(1.0), ids
+
+
+def full_map_embed(network: RegionEmbedder, images: torch.Tensor, weights: torch.Tensor, scale: str) -> torch.Tensor:
     """Projected region embeddings the released way: the whole backbone + FPN maps, then pooling."""
-    return network.projectors(scale, pool_regions(network.encoder(images)[scale], region_weights(*regions)))
+    return network.projectors(scale, pool_regions(network.encoder(images)[scale], weights))
 
 
 def released_step(task: PretrainTask, batch: dict[str, torch.Tensor], rng: np.random.Generator) -> torch.Tensor:
     """One step with the released code's costs (see the module docstring)."""
-    b = batch["view1"].shape[0]
+    b, k = batch["view1"].shape[0], task.hparams.regions_per_view
     views = task.normalize(torch.cat([batch["view1"], batch["view2"]]).float() / 255.0)
     core = batch["core1"].float() / 255.0
-    masks = [batch[k].long() for k in ("mask1", "mask2")]
-    num_ids = int(max(m.max() for m in masks)) + 1
+    masks = torch.cat([batch["mask1"], batch["mask2"]]).long()
     total = torch.zeros((), device=views.device)
-    all_scales = task.scales
-    for scale in all_scales:
-        task.scales = [scale]
-        r1, r2, slots = task.draw_regions(masks[0], masks[1], views.shape[-1], num_ids)
-        both = (torch.cat([r1[scale][0], r2[scale][0]]), torch.cat([r1[scale][1], r2[scale][1]]))
-        predictions = task.predictors(scale, full_map_embed(task.online, views, both, scale))
+    valid = torch.ones(b, k, dtype=torch.bool, device=views.device)
+    for scale, size in scale_sizes(task.scales, views.shape[-1]).items():
+        cells = released_cell_masks(masks, size)
+        online_weights, online_ids = released_sample(cells, k)
+        predictions = task.predictors(scale, full_map_embed(task.online, views, online_weights, scale))
         task.update_target(task.momentum)  # inside the scale loop: four EMA updates per step
         with torch.no_grad():
-            targets = full_map_embed(task.target, views, both, scale)
-        ids, valid = slots[scale]
-        total = total + region_alignment_loss(predictions[:b], predictions[b:], targets[:b], targets[b:], ids, valid).loss
+            targets = full_map_embed(task.target, views, released_sample(cells, k)[0], scale)
+        total = total + region_alignment_loss(predictions[:b], predictions[b:], targets[:b], targets[b:], online_ids[:b], valid).loss
         # the "com" branch: corruption redrawn per scale, both copies of the batch pooled with the view masks
         damaged = task.normalize(looped_corruption(core, task.corruption, rng))
-        online = task.predictors(scale, full_map_embed(task.online, torch.cat([damaged, damaged]), both, scale))
+        online = task.predictors(scale, full_map_embed(task.online, torch.cat([damaged, damaged]), released_sample(cells, k)[0], scale))
         with torch.no_grad():
             clean = task.normalize(core)
-            target = full_map_embed(task.target, torch.cat([clean, clean]), both, scale)
-        total = total + core_region_loss(online, target, torch.cat([valid, valid]), "mse")
-    task.scales = all_scales
+            target = full_map_embed(task.target, torch.cat([clean, clean]), released_sample(cells, k)[0], scale)
+        total = total + core_region_loss(online, target, None, "mse")
     return total
 
 
