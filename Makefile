@@ -66,7 +66,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not ddp" $(PYTEST_ARGS)
 
-# A throwaway local SLURM cluster (Debian packages) runs the chain through slurm/*.sbatch.
+# A throwaway local SLURM cluster (Debian packages) runs the real chain (tiny sizes) through slurm/*.sbatch.
 test-slurm: $(STAMP)
 	PYTHON=$(BIN)/python scripts/test_slurm.sh $(PYTEST_ARGS)
 
