@@ -88,6 +88,14 @@ def _decode(values: np.ndarray) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
+_COMMITTED = {"source": "committed_frames", "skipped": "committed_skipped", "dropped_empty": "committed_dropped"}
+
+
+def _committed(handle: h5py.File, name: str) -> list[str]:
+    """The committed entries of string dataset ``name`` (``source``, ``skipped`` or ``dropped_empty``)."""
+    return _decode(handle[name][:int(handle.attrs[_COMMITTED[name]])])
+
+
 class AnatomyStoreWriter:
     """Appends frames to a partial file; :meth:`finalize` renames it to ``path``.
 
@@ -125,12 +133,12 @@ class AnatomyStoreWriter:
     @property
     def written_sources(self) -> set[str]:
         """Sources of the committed frames."""
-        return set(_decode(self._file["source"][:len(self)]))
+        return set(_committed(self._file, "source"))
 
     @property
     def dropped_sources(self) -> set[str]:
         """Sources committed as dropped for having no anatomy."""
-        return set(_decode(self._file["dropped_empty"][:int(self._file.attrs["committed_dropped"])]))
+        return set(_committed(self._file, "dropped_empty"))
 
     def _create(self, attrs: Mapping[str, Any]) -> None:
         s, c = self.size, len(self.classes)
@@ -237,8 +245,7 @@ def completed_sources(path: str | Path) -> set[str]:
         with h5py.File(shard, "r", swmr=True) as handle:
             if "source" not in handle:
                 continue
-            for name, key in (("source", "committed_frames"), ("dropped_empty", "committed_dropped")):
-                done.update(_decode(handle[name][:int(handle.attrs[key])]))
+            done.update(_committed(handle, "source"), _committed(handle, "dropped_empty"))
     return done
 
 
@@ -269,11 +276,10 @@ def merge_shards(path: str | Path, shards: Sequence[str | Path], order: Sequence
         for k, handle in enumerate(handles):
             if json.loads(handle.attrs["classes"]) != classes or int(handle.attrs["size"]) != size:
                 raise StoreError(f"{shards[k]}: shard of another class list or size than {shards[0]}; delete the stale shard")
-            count = int(handle.attrs["committed_frames"])
-            for i, source in enumerate(_decode(handle["source"][:count])):
+            for i, source in enumerate(_committed(handle, "source")):
                 rows.setdefault(source, (k, i))
-            skipped.update(_decode(handle["skipped"][:int(handle.attrs["committed_skipped"])]))
-            dropped.update(_decode(handle["dropped_empty"][:int(handle.attrs["committed_dropped"])]))
+            skipped.update(_committed(handle, "skipped"))
+            dropped.update(_committed(handle, "dropped_empty"))
             for key in ("class_frames", "class_pixels", "valid_pixels"):
                 totals[key] = totals[key] + handle.attrs[key]
         skipped -= set(rows) | dropped
