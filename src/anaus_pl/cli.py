@@ -5,6 +5,9 @@ Training stages run through :class:`AnausCLI`, a LightningCLI in subclass mode
 are methods of :class:`AnausTrainer`). Commands that are not one Trainer run
 (``phantom``, ``datasets``, ``evaluate``, ``export``, ...) are plain functions
 registered in :data:`COMMANDS` and imported only when called.
+
+An error ends the command with one line on stderr (exit status 1); ``--debug``
+anywhere on the command line, or ``ANAUS_DEBUG=1``, shows the full traceback.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ def _usage() -> str:
     lines += [f"  {name:<10} {text}" for name, text in LIGHTNING_COMMANDS.items()]
     lines += ["", "Pipeline commands:"]
     lines += [f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()]
-    lines += ["", "Example: anaus-pl fit --config stages/pretrain.yaml"]
+    lines += ["", "Errors print one line; add --debug (or set ANAUS_DEBUG=1) for the full traceback.",
+              "Example: anaus-pl fit --config stages/pretrain.yaml"]
     return "\n".join(lines)
 
 
@@ -57,9 +61,33 @@ def run_lightning(argv: Sequence[str]) -> None:
     AnausCLI(args=None if list(argv) == sys.argv[1:] else list(argv))
 
 
+def debug_requested(argv: Sequence[str]) -> bool:
+    """``--debug`` on the command line or ``ANAUS_DEBUG`` set to anything but empty or 0."""
+    return "--debug" in argv or os.environ.get("ANAUS_DEBUG", "") not in ("", "0")
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line: its message (or its type when it has none), whitespace runs collapsed."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``anaus-pl`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = debug_requested(argv)
+    argv = [arg for arg in argv if arg != "--debug"]
+    try:
+        return _dispatch(argv)
+    except Exception as error:
+        if debug:
+            raise
+        name = argv[0] if argv else ""
+        print(f"anaus-pl {name}: {type(error).__name__}: {one_line(error)} (--debug shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0

@@ -309,7 +309,7 @@ def _loss_curve(run_dir: Path, tag: str = "train/loss") -> list[float]:
 
 def _budget_section(study: Study) -> list[str]:
     """What each variant's pretraining got: optimizer steps, frames seen (its checkpoint) and its loss curve's ends."""
-    import torch
+    from anaus_pl.checkpoints import load_checkpoint
 
     rows = []
     for variant in study.config.variants:
@@ -318,7 +318,7 @@ def _budget_section(study: Study) -> list[str]:
         if not checkpoint.is_file():
             rows.append(f"| {variant} | n/a | n/a | n/a |")
             continue
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = load_checkpoint(checkpoint, "pretrain")
         batch = state.get("datamodule_hyper_parameters", {}).get("batch_size")
         steps = int(state["global_step"])
         curve = _loss_curve(run_dir)

@@ -100,7 +100,7 @@ def test_non_sam_and_truncated_files_fail_with_the_fix(tmp_path, vit_b_checkpoin
     truncated = tmp_path / "sam_vit_b_truncated.pth"
     data = open(vit_b_checkpoint[0], "rb").read(1 << 20)
     truncated.write_bytes(data)
-    with pytest.raises(CheckpointError, match="truncated or corrupt.*Download it again"):
+    with pytest.raises(CheckpointError, match="truncated or corrupt.*download it again"):
         build_lpsam(LPSAMConfig(classes=["lv"], encoder="sam_vit_b", image_size=SIZE, checkpoint=str(truncated)))
 
     with pytest.raises(CheckpointError, match="not found"):

@@ -119,11 +119,13 @@ def test_an_input_restricted_to_some_classes_never_gets_the_others(reference_sto
         assert yaml.safe_load(handle.attrs["config"])["annotate"]["data"]["init_args"]["inputs"][0]["classes"] == ["dark"]
 
 
-def test_an_unknown_input_class_fails_naming_it_and_the_valid_ones(annotate_inputs, stub_checkpoint, tmp_path):
+def test_an_unknown_input_class_fails_naming_it_and_the_valid_ones(annotate_inputs, stub_checkpoint, tmp_path, capsys):
     config = with_inputs(write_config(tmp_path / "cfg.yaml", annotate_inputs, tmp_path / "anatomy.h5", stub_checkpoint),
                          [{"path": str(annotate_inputs / "frames"), "classes": ["dark", "lv"]}])
-    with pytest.raises(ValueError, match=r"classes \['lv'\] are not classes of the LP-SAM checkpoint; valid classes: bright, dark"):
-        run_annotate(config)
+    assert main(["annotate", "--config", str(config)]) == 1
+    assert "classes ['lv'] are not classes of the LP-SAM checkpoint; valid classes: bright, dark" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"classes \['lv'\] are not classes of the LP-SAM checkpoint"):
+        main(["annotate", "--config", str(config), "--debug"])
     assert not shard_paths(tmp_path / "anatomy.h5")
 
 

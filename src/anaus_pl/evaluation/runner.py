@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from tqdm.auto import tqdm
 
+from anaus_pl.checkpoints import load_checkpoint
 from anaus_pl.data.datamodules.finetune import FoldDataModule, LoadedTask, foreground_ids, load_task
 from anaus_pl.data.layouts import get_layout
 from anaus_pl.data.layouts.base import Layout, SampleRef
@@ -141,7 +142,7 @@ def run_unit(config: EvaluateConfig, task: TaskConfig, init: str, k: int, refs: 
 def _best_epoch(selector: ModelCheckpoint) -> int | None:
     if not selector.best_model_path:
         return None
-    checkpoint = torch.load(selector.best_model_path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(selector.best_model_path, "finetune")
     return int(checkpoint.get("epoch", -1))
 
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, TwoWayTransformer
 from torch import nn
 
+from anaus_pl.checkpoints import load_checkpoint
 from anaus_pl.data.vocabulary import AnatomyVocabulary
 from anaus_pl.models.adapters import EncoderAdapters
 from anaus_pl.models.prompt_engine import LatentPromptEngine
@@ -293,18 +294,8 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
 
 def load_lpsam(checkpoint_path: str | Path, map_location: str | torch.device = "cpu") -> LPSAM:
     """Rebuild an adapted LP-SAM from an adapt-stage Lightning checkpoint alone (eval mode)."""
-    path = Path(checkpoint_path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: LP-SAM checkpoint not found; run the adapt stage (make adapt) first")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError) as error:
-        raise CheckpointError(f"{path}: cannot be read ({type(error).__name__}); re-run or re-copy the adapt "
-                              "stage's checkpoint") from error
-    hparams = checkpoint.get("hyper_parameters", {}) if isinstance(checkpoint, dict) else {}
-    if "model" not in hparams or "state_dict" not in checkpoint:
-        raise CheckpointError(f"{path}: not an adapt-stage LP-SAM checkpoint (no 'model' hyper-parameters); "
-                              "point to runs/adapt/<run>/checkpoints/last.ckpt")
+    checkpoint = load_checkpoint(checkpoint_path, "adapt", map_location)
+    hparams = checkpoint["hyper_parameters"]
     model = build_lpsam(LPSAMConfig(**hparams["model"]), load_weights=False)
     state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(state, strict=True)

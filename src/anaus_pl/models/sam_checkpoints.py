@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import pickle
 import re
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from anaus_pl.checkpoints import CheckpointError, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +30,10 @@ SAM_EMBED_DIMS = {768: "sam_vit_b", 1024: "sam_vit_l", 1280: "sam_vit_h"}
 REL_POS_KEY = re.compile(r"^image_encoder\.blocks\.(\d+)\.attn\.rel_pos_[hw]$")
 
 
-class CheckpointError(ValueError):
-    """A weight file that cannot be used; the message names the file, the problem and the fix."""
-
-
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a ``.pth`` state dict safely (``weights_only=True``) with errors that name the fix."""
+    """Read a ``.pth`` state dict (never running code from it) with errors that name the fix."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found (download the SAM weights, e.g. sam_vit_b_01ec64.pth, "
-                              "and point the config's 'checkpoint' at the file)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError) as error:
-        raise CheckpointError(
-            f"{path}: cannot be read as a PyTorch checkpoint; it is truncated or corrupt ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''}). Download it again and compare its size/sha256 "
-            "with the published one") from error
+    state = load_checkpoint(path, "sam")
     if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
         state = state["model"]
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):

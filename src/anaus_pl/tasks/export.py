@@ -6,8 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
+from anaus_pl.checkpoints import load_checkpoint
 from anaus_pl.models.export import EncoderMeta, load_encoder, save_encoder
 
 
@@ -16,14 +15,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ckpt", required=True, type=Path, help="a pretrain Lightning checkpoint (e.g. runs/pretrain/default/checkpoints/last.ckpt)")
     parser.add_argument("--out", required=True, type=Path, help="output directory for encoder.pt and encoder.json")
     args = parser.parse_args(argv)
-    if not args.ckpt.is_file():
-        parser.error(f"{args.ckpt}: checkpoint not found; train with `anaus-pl fit --config stages/pretrain.yaml` first")
+    checkpoint = load_checkpoint(args.ckpt, "pretrain")  # before the model is built: a bad file fails at once
 
     from anaus_pl.tasks.pretrain import PretrainTask
 
-    checkpoint = torch.load(args.ckpt, map_location="cpu", weights_only=False)
-    if "encoder_meta" not in checkpoint:
-        parser.error(f"{args.ckpt}: not a pretrain checkpoint (no encoder_meta); pass the checkpoint of `anaus-pl fit --config stages/pretrain.yaml`")
     task = PretrainTask(**checkpoint["hyper_parameters"])
     task.load_state_dict(checkpoint["state_dict"])
     meta = EncoderMeta(**{**checkpoint["encoder_meta"], "source_checkpoint": str(args.ckpt)})

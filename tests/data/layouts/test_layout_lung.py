@@ -1,5 +1,6 @@
 """POCUS (repo videos + stills, USCL fold pickles) and Butterfly (USCL frame folders)."""
 
+import os
 import pickle
 
 import numpy as np
@@ -80,6 +81,27 @@ def test_pocus_uscl_truncated_pickle_is_named(uscl_root, capsys):
     truncate(uscl_root / "covid_5_fold" / "covid_data3.pkl")
     code, report = run_check(capsys, "pocus-uscl", uscl_root)
     assert code == 1 and len(report["problems"]) == 1 and "covid_data3.pkl: not a USCL fold pickle" in report["problems"][0]
+
+
+class RunsCode:
+    """Unpickling this object creates ``marker`` (what a crafted pickle would do)."""
+
+    def __init__(self, marker) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pocus_uscl_crafted_pickle_does_not_run_code(uscl_root, capsys):
+    marker = uscl_root / "pwned"
+    images = np.zeros((1, 3, 12, 10), np.uint8)
+    with (uscl_root / "covid_5_fold" / "covid_data2.pkl").open("wb") as handle:
+        pickle.dump([images, np.array([0]), images, RunsCode(marker)], handle)
+    code, report = run_check(capsys, "pocus-uscl", uscl_root)
+    assert not marker.exists()
+    assert code == 1 and "covid_data2.pkl: not a USCL fold pickle" in report["problems"][0]
+    assert "refused to load posix.system" in report["problems"][0]
 
 
 @pytest.fixture

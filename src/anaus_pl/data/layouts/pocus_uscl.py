@@ -4,7 +4,8 @@ Each pickle is ``[X_train, y_train, X_test, y_test]`` with ``X`` of shape ``(N, 
 holding 0..255 and ``y`` in {0 covid, 1 pneumonia, 2 regular}. Fold ``k`` is the test part
 of pickle ``k``; the items are the union of the five test parts, with sources
 ``covid_data<k>.pkl#<i>``. Frames are laid out as the USCL loader does
-(``X[i].transpose(1, 2, 0)``). Pickles can run code when loaded: read only copies you trust.
+(``X[i].transpose(1, 2, 0)``). The pickles are read by :class:`ArrayUnpickler`, which rebuilds
+numpy arrays and plain containers only: a crafted pickle cannot run code.
 """
 
 from __future__ import annotations
@@ -21,11 +22,27 @@ from anaus_pl.data.layouts.base import Layout, LayoutError, Sample, SampleRef, r
 FOLDS = 5
 
 
+class ArrayUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays, numpy scalars and plain containers; refuses every other global."""
+
+    ALLOWED = frozenset({
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+        *((f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")),
+        *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
+    })
+
+    def find_class(self, module: str, name: str) -> type:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: the file holds more than numpy arrays "
+                                         "(a crafted pickle could run code)")
+        return super().find_class(module, name)
+
+
 def read_fold(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """``(X_test, y_test)`` of one fold pickle."""
     try:
         with path.open("rb") as handle:
-            content = pickle.load(handle)
+            content = ArrayUnpickler(handle).load()
         _, _, images, labels = content
         images, labels = np.asarray(images), np.asarray(labels).astype(int).ravel()
     except Exception as error:  # unpickling raises many types for truncated or foreign files
