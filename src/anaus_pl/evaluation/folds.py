@@ -10,13 +10,13 @@ scikit-learn's ``StratifiedGroupKFold``; scikit-learn is not a dependency).
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from anaus_pl.atomic import write_json
 from anaus_pl.data.layouts.base import SampleRef
 
 
@@ -115,4 +115,4 @@ def save_folds(path: str | Path, folds: Sequence[Sequence[str]], origin: str, se
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"origin": origin, "seed": seed, "folds": [list(f) for f in folds], "excluded": list(excluded)}
-    path.write_text(json.dumps(payload, indent=1) + "\n")
+    write_json(path, payload, indent=1)

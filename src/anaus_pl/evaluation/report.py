@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from anaus_pl.atomic import write_json, write_text  # noqa: E402
 from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig  # noqa: E402
 from anaus_pl.evaluation.metrics import CLASSIFICATION_METRICS, SEGMENTATION_METRICS  # noqa: E402
 from anaus_pl.models.downstream import init_label  # noqa: E402
@@ -186,9 +187,9 @@ def build_report(out_dir: str | Path, config: EvaluateConfig, folds_by_task: dic
 
     out_dir = Path(out_dir)
     report = collect(out_dir, config, folds_by_task)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_json(out_dir / "report.json", report, indent=1)
     text = markdown(report, config)
-    (out_dir / "report.md").write_text(text)
+    write_text(out_dir / "report.md", text)
     figures_dir = out_dir / "figures"
     figures_dir.mkdir(exist_ok=True)
     writer = SummaryWriter(str(out_dir / "tensorboard" / "report"))

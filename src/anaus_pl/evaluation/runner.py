@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from tqdm.auto import tqdm
 
+from anaus_pl import atomic
 from anaus_pl.checkpoints import load_checkpoint
 from anaus_pl.data.datamodules.finetune import FoldDataModule, LoadedTask, foreground_ids, load_task
 from anaus_pl.data.layouts import get_layout
@@ -160,10 +161,7 @@ def _save_cases(out_dir: Path, task: str, label: str, k: int, data: LoadedTask, 
 
 def write_json(path: Path, payload: dict) -> None:
     """Write JSON atomically (a killed run never leaves a half-written result)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(payload, indent=1) + "\n")
-    partial.replace(path)
+    atomic.write_json(path, payload, indent=1)
 
 
 def evaluate(config: EvaluateConfig) -> Path | None:

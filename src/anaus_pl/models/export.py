@@ -15,6 +15,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from anaus_pl.atomic import atomic_path, write_json
+
 # Grayscale frames in [0, 1] are repeated to 3 channels, then normalised with these.
 DEFAULT_MEAN = (0.5, 0.5, 0.5)
 DEFAULT_STD = (0.25, 0.25, 0.25)
@@ -62,8 +64,9 @@ def save_encoder(backbone: nn.Module, meta: EncoderMeta, out_dir: str | Path) ->
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / "encoder.pt"
-    torch.save(classifier_free_state(backbone), weights)
-    (out_dir / "encoder.json").write_text(json.dumps(asdict(meta), indent=2) + "\n")
+    with atomic_path(weights) as temporary:  # a reader never sees a truncated encoder.pt
+        torch.save(classifier_free_state(backbone), temporary)
+    write_json(out_dir / "encoder.json", asdict(meta))
     return weights
 
 

@@ -11,7 +11,6 @@ source any shard has committed, so it only finishes the rest.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from anaus_pl.atomic import atomic_path, write_json
 from anaus_pl.data.anatomy_store import AnatomyStore, AnatomyStoreWriter, completed_sources, merge_shards, next_attempt, shard_path, shard_paths
 from anaus_pl.data.preview import class_colours, overlay, preview_figure, spread_indices
 from anaus_pl.tasks.annotate import AnnotatedBatch
@@ -159,7 +159,7 @@ class AnatomyStoreCallback(BasePredictionWriter):
             "world_size": trainer.world_size,
             "skipped_this_run": skipped_now,
         }
-        self.path.with_name("summary.json").write_text(json.dumps(self.summary, indent=2) + "\n")
+        write_json(self.path.with_name("summary.json"), self.summary)
         coverage = ", ".join(f"{n} {c['frames']:.0%}" for n, c in self.summary["coverage"].items())
         log.info("annotate: %d frames in, %d written, %d skipped, %d dropped empty; coverage %s; %.1f frames/s -> %s",
                  len(frames), written, self.summary["frames_skipped"], self.summary["frames_dropped_empty"], coverage,
@@ -173,7 +173,8 @@ class AnatomyStoreCallback(BasePredictionWriter):
             if not indices:
                 return
             figure = preview_figure(store, indices)
-            figure.savefig(self.path.with_name("preview.png"), dpi=100)
+            with atomic_path(self.path.with_name("preview.png")) as temporary:
+                figure.savefig(temporary, dpi=100)
             for logger in trainer.loggers:
                 if isinstance(logger, TensorBoardLogger):
                     logger.experiment.add_figure("annotate/preview", figure, global_step=0)
