@@ -79,7 +79,10 @@ def _open_pil(path: Path) -> Image.Image:
     try:
         image = Image.open(path)
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+    except Image.DecompressionBombError as error:
+        raise FrameReadError(path, f"refused to decode: {error}",
+                             "a header this large is corrupt or hostile; if the image is genuine, downscale it") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise FrameReadError(path, f"not a readable image ({error})", "the file is corrupt or truncated: re-download it or exclude it") from error
     return image
 

@@ -106,12 +106,12 @@ class AnatomyStoreCallback(BasePredictionWriter):
         if not self._buffer and not self._skipped:
             return
         started = time.perf_counter()
-        batches = self._buffer
+        batches = [b for b in self._buffer if b.sources]  # a batch of only undecodable frames has no arrays to join
         keep = np.concatenate([b.keep for b in batches]) if batches else np.zeros(0, bool)
         sources = [s for b in batches for s in b.sources]
 
         def kept(name: str) -> np.ndarray:
-            return np.concatenate([getattr(b, name) for b in batches])[keep]
+            return np.concatenate([getattr(b, name) for b in batches])[keep] if batches else np.zeros(0)
 
         assert self._writer is not None
         self._writer.append(kept("images"), kept("masks"), kept("valid_hw"), kept("scores"),

@@ -12,13 +12,21 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from anaus_pl.data.frame_sources import FrameDecoder, FrameInput, FrameRef, FrameTable, index_inputs
+from anaus_pl.data.io import FrameReadError
 from anaus_pl.data.letterbox import letterbox
 
 log = logging.getLogger(__name__)
 
+MIN_SIDE = 32  # pixels: smaller frames are thumbnails or placeholders
+MAX_ASPECT_RATIO = 8.0  # long side / short side: ultrasound sectors and rectangles stay well below
+
 
 class LetterboxedFrames(Dataset):
-    """Decoded, letterboxed frames; a frame that fails to decode becomes a skip record.
+    """Decoded, letterboxed frames; a frame that fails for any reason becomes a skip record naming it.
+
+    Frames whose shorter side is below ``min_side`` pixels, or whose long/short
+    side ratio exceeds ``max_aspect_ratio``, are skipped too (icons, strips,
+    1x1 placeholders are no ultrasound frame).
 
     The frames are held as a :class:`FrameTable` (numpy arrays), never as a list
     of objects, so forked workers' memory does not grow with the frame count.
@@ -28,11 +36,13 @@ class LetterboxedFrames(Dataset):
     """
 
     def __init__(self, refs: FrameTable | Sequence[FrameRef], decoder: FrameDecoder, size: int,
-                 class_masks: np.ndarray | None = None) -> None:
+                 class_masks: np.ndarray | None = None, min_side: int = MIN_SIDE, max_aspect_ratio: float = MAX_ASPECT_RATIO) -> None:
         self.refs = refs if isinstance(refs, FrameTable) else FrameTable.from_refs(refs)
         self.decoder = decoder
         self.size = size
         self.class_masks = class_masks
+        self.min_side = min_side
+        self.max_aspect_ratio = max_aspect_ratio
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -41,13 +51,23 @@ class LetterboxedFrames(Dataset):
         ref = self.refs[index]
         try:
             frame = self.decoder.decode(ref)
-        except (ValueError, OSError) as error:  # FrameReadError and layout errors are ValueErrors
-            return {"source": ref.source, "error": str(error)}
-        image, valid_hw = letterbox(frame, self.size)
+            self._check_shape(frame, ref.source)
+            image, valid_hw = letterbox(frame, self.size)
+        except Exception as error:  # one bad frame never stops the run: it is logged and counted as skipped
+            return {"source": ref.source, "error": str(error) or type(error).__name__}
         item = {"source": ref.source, "image": torch.from_numpy(image), "valid_hw": valid_hw}
         if self.class_masks is not None:
             item["classes"] = torch.from_numpy(self.class_masks[ref.input_index])
         return item
+
+    def _check_shape(self, frame: np.ndarray, source: str) -> None:
+        h, w = frame.shape[:2]
+        if min(h, w) < self.min_side:
+            raise FrameReadError(source, f"frame is {w}x{h} pixels, below the minimum side of {self.min_side}",
+                                 "lower data.init_args.min_side to keep such frames")
+        if max(h, w) > self.max_aspect_ratio * min(h, w):
+            raise FrameReadError(source, f"frame is {w}x{h} pixels, an aspect ratio beyond {self.max_aspect_ratio:g}",
+                                 "raise data.init_args.max_aspect_ratio to keep such frames")
 
 
 def collate_frames(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -94,9 +114,12 @@ class AnnotateFramesDataModule(LightningDataModule):
         batch_size: frames per inference batch.
         num_workers: DataLoader processes decoding and letterboxing frames.
         image_size: letterbox size; ``null`` takes the predictor's input size.
+        min_side: frames whose shorter side is below this many pixels are skipped (logged, counted).
+        max_aspect_ratio: frames whose long/short side ratio exceeds this are skipped (logged, counted).
     """
 
-    def __init__(self, inputs: list[FrameInput], batch_size: int = 16, num_workers: int = 2, image_size: int | None = None) -> None:
+    def __init__(self, inputs: list[FrameInput], batch_size: int = 16, num_workers: int = 2, image_size: int | None = None,
+                 min_side: int = MIN_SIDE, max_aspect_ratio: float = MAX_ASPECT_RATIO) -> None:
         super().__init__()
         if not inputs:
             raise ValueError("data.init_args.inputs is empty: name at least one folder, video or layout to annotate")
@@ -104,6 +127,10 @@ class AnnotateFramesDataModule(LightningDataModule):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.image_size = image_size
+        if min_side < 1 or max_aspect_ratio < 1:
+            raise ValueError(f"data.init_args.min_side must be >= 1 and max_aspect_ratio >= 1, got {min_side} and {max_aspect_ratio}")
+        self.min_side = min_side
+        self.max_aspect_ratio = max_aspect_ratio
         self.done_sources: set[str] = set()
         self._index: tuple[FrameTable, FrameDecoder] | None = None
 
@@ -154,7 +181,8 @@ class AnnotateFramesDataModule(LightningDataModule):
         return self.class_masks(vocabulary.names)
 
     def predict_dataloader(self) -> DataLoader:
-        dataset = LetterboxedFrames(self.pending(), self._indexed()[1], self._size(), self._class_masks())
+        dataset = LetterboxedFrames(self.pending(), self._indexed()[1], self._size(), self._class_masks(),
+                                    self.min_side, self.max_aspect_ratio)
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
         return DataLoader(dataset, batch_size=self.batch_size, sampler=ContiguousShardSampler(dataset, world, rank),
