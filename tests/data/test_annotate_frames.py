@@ -47,7 +47,7 @@ def test_video_decoder_reads_exact_frames_forward_and_back(tmp_path):
 def test_corrupt_files_become_skip_records_naming_the_file(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
     (tmp_path / "bad.mp4").write_bytes(b"\x00\x00\x00 junk")
-    cv2.imwrite(str(tmp_path / "good.png"), np.full((10, 20), 200, np.uint8))
+    cv2.imwrite(str(tmp_path / "good.png"), np.full((32, 64), 200, np.uint8))
     refs, layouts = index_inputs([FrameInput(str(tmp_path))])
     dataset = LetterboxedFrames(refs, FrameDecoder(layouts), 16)
     batch = collate_frames([dataset[i] for i in range(len(dataset))])
@@ -118,8 +118,8 @@ def test_frame_table_round_trips_refs_and_subsets(tmp_path):
 
 
 def test_input_classes_become_per_frame_class_masks(tmp_path):
-    cv2.imwrite(str(tmp_path / "heart.png"), np.zeros((8, 8), np.uint8))
-    cv2.imwrite(str(tmp_path / "neck.png"), np.zeros((8, 8), np.uint8))
+    cv2.imwrite(str(tmp_path / "heart.png"), np.zeros((32, 32), np.uint8))
+    cv2.imwrite(str(tmp_path / "neck.png"), np.zeros((32, 32), np.uint8))
     names = ("thyroid_gland", "lv", "la")
     inputs = [FrameInput(str(tmp_path / "heart.png"), classes=["la", "lv"]), FrameInput(str(tmp_path / "neck.png"))]
     masks = np.stack([spec.class_mask(names) for spec in inputs])
