@@ -97,8 +97,8 @@ def test_bad_files_name_the_file_the_stage_and_the_fix(tmp_path, make, problem):
 
 def test_the_checkpoint_of_another_stage_is_named(tmp_path):
     path = pretrain_like(tmp_path / "last.ckpt")
-    with pytest.raises(CheckpointError, match=r"last\.ckpt: this is a pretrain-stage checkpoint \(no hyper_parameters\.model, "
-                                              r"hyper_parameters\.adapter_epochs\), expected an adapt-stage LP-SAM checkpoint: "
+    with pytest.raises(CheckpointError, match=r"last\.ckpt: this is a pretrain-stage checkpoint \(no hyper_parameters\.model\), "
+                                              r"expected an adapt-stage LP-SAM checkpoint: "
                                               r"point to runs/adapt/"):
         load_checkpoint(path, "adapt")
     torch.save({"image_encoder.w": torch.ones(1)}, tmp_path / "sam.pth")

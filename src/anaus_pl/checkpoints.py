@@ -42,7 +42,7 @@ class Expected:
 EXPECTED: dict[str, Expected] = {
     "adapt": Expected("an adapt-stage LP-SAM checkpoint",
                       "point to runs/adapt/<run>/checkpoints/last.ckpt, written by `anaus-pl fit --config stages/adapt.yaml`",
-                      ("state_dict", "hyper_parameters"), ("model", "adapter_epochs")),
+                      ("state_dict", "hyper_parameters"), ("model",)),
     "pretrain": Expected("a pretrain-stage checkpoint",
                          "point to runs/pretrain/<run>/checkpoints/last.ckpt, written by `anaus-pl fit --config stages/pretrain.yaml`",
                          ("state_dict", "hyper_parameters", "encoder_meta")),
