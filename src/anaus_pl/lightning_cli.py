@@ -37,24 +37,33 @@ class AnausTrainer(Trainer):
             if isinstance(plugin, SLURMStepRequeue):  # its requeue runs as a callback, between steps
                 self.callbacks.append(RequeueAtStepBoundary(plugin.requeue_signal))
 
-    def annotate(self, model: LightningModule, datamodule: LightningDataModule, store: StoreOptions | None = None) -> dict[str, Any]:
+    def annotate(self, model: LightningModule, datamodule: LightningDataModule, store: StoreOptions | None = None,
+                 overwrite: bool = False) -> dict[str, Any]:
         """Label every frame of ``datamodule`` with ``model`` into the anatomy store ``store.path``.
 
         Resumes an interrupted run (skips what earlier runs committed); does
-        nothing when the finished store already exists. Returns the summary.
+        nothing when the finished store already exists. A store or shards
+        written under another configuration are refused unless ``overwrite``
+        (``--overwrite true``) replaces them. Inputs, checkpoint and output
+        folder are checked before any model loads. Returns the summary.
         """
+        from anaus_pl.data.anatomy_store import check_writable
         from anaus_pl.data.datamodules.annotate import AnnotateFramesDataModule
-        from anaus_pl.tasks.annotate import AnnotateTask
-        from anaus_pl.tasks.annotate_writer import AnatomyStoreCallback
+        from anaus_pl.tasks.annotate import AnnotateTask, check_predictor_checkpoint
+        from anaus_pl.tasks.annotate_writer import AnatomyStoreCallback, check_config, config_sha256
 
         if not isinstance(model, AnnotateTask) or not isinstance(datamodule, AnnotateFramesDataModule):
             raise TypeError("annotate needs model: anaus_pl.tasks.annotate.AnnotateTask and "
                             "data: anaus_pl.data.datamodules.annotate.AnnotateFramesDataModule (see stages/annotate.yaml)")
         store = store or StoreOptions()
-        if Path(store.path).exists():
-            logging.getLogger("anaus_pl").info("%s exists: nothing to annotate (delete it or choose another store.path)", store.path)
+        datamodule.check_inputs()
+        check_predictor_checkpoint(model.predictor_loader, model.lpsam_checkpoint)
+        check_writable(store.path)
+        if Path(store.path).exists() and not overwrite:
+            check_config(Path(store.path), config_sha256(self.resolved_config))
+            logging.getLogger("anaus_pl").info("%s exists: nothing to annotate (--overwrite true replaces it)", store.path)
             return {}
-        writer = AnatomyStoreCallback(store, config=self.resolved_config)
+        writer = AnatomyStoreCallback(store, config=self.resolved_config, overwrite=overwrite)
         self.callbacks.append(writer)
         try:
             self.predict(model, datamodule=datamodule, return_predictions=False)

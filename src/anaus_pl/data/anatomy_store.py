@@ -25,13 +25,23 @@ and resumed writers use only the committed rows, so a batch torn by a kill
 is redone, never half-kept. A killed SWMR file cannot be reopened for
 writing without ``h5clear``, so the annotate stage never appends to an old
 shard: each run writes fresh shards and merges all of them.
+
+Faults: one run at a time holds a store (:class:`StoreLock`); an append that
+would not fit on the disk stops with a :class:`StoreError` naming the space it
+needs before anything is written (the committed frames stay, a rerun
+resumes); a shard that cannot be opened is named with what to do about it.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import re
+import shutil
+import socket
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,11 +53,92 @@ from anaus_pl import __version__
 
 SCHEMA = 1
 PARTIAL_SUFFIX = ".partial"
+RESERVE_BYTES = 64 << 20  # kept free beyond a batch's size, so HDF5's own metadata writes never meet a full disk
 _STRING = h5py.string_dtype(encoding="utf-8")
 
 
 class StoreError(ValueError):
-    """A store file is missing, of another schema, or inconsistent."""
+    """A store file is missing, of another schema, inconsistent, locked, or cannot be written."""
+
+
+def open_error(path: Path, error: OSError, writing: bool = False) -> StoreError:
+    """A :class:`StoreError` saying why HDF5 could not open ``path`` and what to do.
+
+    ``h5clear`` is advised only when HDF5 itself reports a file left open by a killed writer.
+    """
+    text = " ".join(str(error).split())
+    if path.is_file() and path.stat().st_size == 0:
+        return StoreError(f"{path}: zero-byte file (its writer died before writing anything); delete it and rerun annotate")
+    if "h5clear" in text or "consistency flags" in text:
+        return StoreError(f"{path}: HDF5 reports this file was not closed by its writer ({text}); if no run is writing it, "
+                          f"run `h5clear -s {path}`, or delete it and rerun annotate")
+    code = error.errno or next((c for c in (errno.EACCES, errno.EROFS, errno.ENOSPC, errno.ENOENT, errno.ENOTDIR)
+                                if f"errno = {c}," in text), None)
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StoreError(f"{path}: permission denied or read-only file system ({os.strerror(code)}); make "
+                          f"{path.parent} writable or set store.path to a writable folder")
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return StoreError(f"{path}: disk full or file size limit reached ({text}); free space and rerun the same command: "
+                          "committed frames are kept and the run resumes")
+    if writing:
+        return StoreError(f"{path}: cannot be written ({text}); set store.path to a writable folder")
+    return StoreError(f"{path}: HDF5 cannot read this file ({text}); it is damaged: move it aside or delete it and "
+                      "rerun annotate (its frames are annotated again)")
+
+
+def check_writable(path: str | Path) -> None:
+    """Fail unless the folder of ``path`` can be created and written (probed with a file created and removed)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise open_error(path, error, writing=True) from error
+
+
+def check_space(path: Path, needed: int) -> None:
+    """Raise :class:`StoreError` unless ``path``'s file system has ``needed`` bytes (plus a reserve) free."""
+    free = shutil.disk_usage(path.parent).free
+    if free < needed + RESERVE_BYTES:
+        raise StoreError(f"{path}: disk full: the next batch needs about {(needed + RESERVE_BYTES) / 2**20:.0f} MiB, "
+                         f"{free / 2**20:.0f} MiB are free on {path.parent}; free space (or set store.path elsewhere) and "
+                         "rerun the same command: committed frames are kept and the run resumes")
+
+
+class StoreLock:
+    """An exclusive lock on ``<store>.lock`` for one run; a second run fails at once naming the holder.
+
+    The lock is a ``flock`` on an open file: the operating system releases it
+    when the holder exits, even when it is killed, so a stale lock never blocks a rerun.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).with_name(Path(path).name + ".lock")
+        self._handle: Any = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown process"
+            handle.close()
+            raise StoreError(f"{self.path.with_suffix('')}: another annotate run is writing this store ({holder}); wait for "
+                             "it to finish, stop it, or set store.path to another file") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing drops the flock
+            self._handle = None
 
 
 def partial_path(path: str | Path) -> Path:
@@ -116,13 +207,12 @@ class AnatomyStoreWriter:
         self.partial = Path(partial) if partial is not None else partial_path(self.path)
         self.classes = list(classes)
         self.size = int(size)
-        self.partial.parent.mkdir(parents=True, exist_ok=True)
         resuming = self.partial.exists()
         try:
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
             self._file = h5py.File(self.partial, "a", libver="v110")
         except OSError as error:
-            raise StoreError(f"{self.partial}: cannot reopen this unfinished store for writing ({error}); its writer was "
-                             f"killed: run `h5clear -s {self.partial}` to resume it") from error
+            raise open_error(self.partial, error, writing=True) from error
         if resuming and "images" in self._file:
             self._check_compatible()
             self._truncate_to_committed()
@@ -147,6 +237,7 @@ class AnatomyStoreWriter:
         self._file.create_dataset("masks", (0, s, s), np.uint8, maxshape=(None, s, s), chunks=(1, s, s), **common)
         self._file.create_dataset("valid_hw", (0, 2), np.int32, maxshape=(None, 2), chunks=(1024, 2))
         self._file.create_dataset("scores", (0, c), np.float32, maxshape=(None, c), chunks=(1024, c))
+        self._file.create_dataset("class_pixels", (0, c), np.int64, maxshape=(None, c), chunks=(1024, c))
         for name in ("source", "skipped", "dropped_empty"):
             self._file.create_dataset(name, (0,), _STRING, maxshape=(None,), chunks=(1024,))
         self._file.attrs.update({"schema": SCHEMA, "version": __version__, "classes": json.dumps(self.classes), "size": s})
@@ -164,7 +255,7 @@ class AnatomyStoreWriter:
         """Drop rows a killed writer appended after its last commit."""
         attrs = self._file.attrs
         lengths = {"images": "committed_frames", "masks": "committed_frames", "valid_hw": "committed_frames",
-                   "scores": "committed_frames", "source": "committed_frames",
+                   "scores": "committed_frames", "source": "committed_frames", "class_pixels": "committed_frames",
                    "skipped": "committed_skipped", "dropped_empty": "committed_dropped"}
         for name, key in lengths.items():
             if self._file[name].shape[0] != int(attrs[key]):
@@ -192,20 +283,26 @@ class AnatomyStoreWriter:
             return
         attrs = self._file.attrs
         start = len(self)
-        if n:
-            for name, data in (("images", images), ("masks", masks), ("valid_hw", valid_hw), ("scores", scores), ("source", list(sources))):
-                dataset = self._file[name]
-                dataset.resize(start + n, axis=0)
-                dataset[start:] = data
-        for name, key, values in (("dropped_empty", "committed_dropped", dropped), ("skipped", "committed_skipped", skipped)):
-            if values:
-                dataset, begin = self._file[name], int(attrs[key])
-                dataset.resize(begin + len(values), axis=0)
-                dataset[begin:] = list(values)
-        present, pixels = class_counts(np.asarray(masks), len(self.classes))
+        per_frame = frame_class_pixels(np.asarray(masks), len(self.classes))
+        strings = sum(len(s.encode()) + 64 for s in [*sources, *dropped, *skipped])
+        check_space(self.partial, np.asarray(images).nbytes + np.asarray(masks).nbytes + per_frame.nbytes + strings)
+        try:
+            if n:
+                for name, data in (("images", images), ("masks", masks), ("valid_hw", valid_hw), ("scores", scores),
+                                   ("class_pixels", per_frame), ("source", list(sources))):
+                    dataset = self._file[name]
+                    dataset.resize(start + n, axis=0)
+                    dataset[start:] = data
+            for name, key, values in (("dropped_empty", "committed_dropped", dropped), ("skipped", "committed_skipped", skipped)):
+                if values:
+                    dataset, begin = self._file[name], int(attrs[key])
+                    dataset.resize(begin + len(values), axis=0)
+                    dataset[begin:] = list(values)
+        except OSError as error:
+            raise open_error(self.partial, error, writing=True) from error
         hw = np.asarray(valid_hw, np.int64).reshape(-1, 2)
-        attrs["class_frames"] = attrs["class_frames"] + present
-        attrs["class_pixels"] = attrs["class_pixels"] + pixels
+        attrs["class_frames"] = attrs["class_frames"] + (per_frame > 0).sum(0)
+        attrs["class_pixels"] = attrs["class_pixels"] + per_frame.sum(0)
         attrs["valid_pixels"] = int(attrs["valid_pixels"]) + int((hw[:, 0] * hw[:, 1]).sum())
         attrs["committed_dropped"] = int(attrs["committed_dropped"]) + len(dropped)
         attrs["committed_skipped"] = int(attrs["committed_skipped"]) + len(skipped)
@@ -229,20 +326,38 @@ def _zero_counters(num_classes: int) -> dict[str, Any]:
             "class_frames": np.zeros(num_classes, np.int64), "class_pixels": np.zeros(num_classes, np.int64)}
 
 
-def class_counts(masks: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per class (1..C): how many of ``masks`` (N, S, S) contain it, and its total pixel count."""
+def frame_class_pixels(masks: np.ndarray, num_classes: int) -> np.ndarray:
+    """``int64 (N, C)``: the pixel count of each class (1..C) in each of ``masks`` (N, S, S)."""
     if masks.size == 0:
-        return np.zeros(num_classes, np.int64), np.zeros(num_classes, np.int64)
+        return np.zeros((0, num_classes), np.int64)
     flat = masks.reshape(len(masks), -1)
-    per_frame = np.stack([np.bincount(row, minlength=num_classes + 1)[1:num_classes + 1] for row in flat])
-    return (per_frame > 0).sum(0).astype(np.int64), per_frame.sum(0).astype(np.int64)
+    return np.stack([np.bincount(row, minlength=num_classes + 1)[1:num_classes + 1] for row in flat]).astype(np.int64)
+
+
+def open_shard(path: Path) -> h5py.File:
+    """Open a shard for reading (SWMR); a file HDF5 cannot open is a :class:`StoreError` naming it and the fix."""
+    try:
+        return h5py.File(path, "r", swmr=True)
+    except OSError as error:
+        raise open_error(path, error) from error
+
+
+def recorded_config_hashes(path: str | Path) -> dict[Path, str]:
+    """``config_sha256`` recorded in the finished store ``path`` and in each of its shards (files without one left out)."""
+    path = Path(path)
+    found: dict[Path, str] = {}
+    for file in ([path] if path.is_file() else []) + shard_paths(path):
+        with (open_shard(file) if file != path else h5py.File(file, "r")) as handle:
+            if "config_sha256" in handle.attrs:
+                found[file] = str(handle.attrs["config_sha256"])
+    return found
 
 
 def completed_sources(path: str | Path) -> set[str]:
     """Sources committed (written or dropped as empty) in any shard of ``path``."""
     done: set[str] = set()
     for shard in shard_paths(path):
-        with h5py.File(shard, "r", swmr=True) as handle:
+        with open_shard(shard) as handle:
             if "source" not in handle:
                 continue
             done.update(_committed(handle, "source"), _committed(handle, "dropped_empty"))
@@ -265,14 +380,14 @@ def merge_shards(path: str | Path, shards: Sequence[str | Path], order: Sequence
     if not shards:
         raise StoreError(f"{path}: no shard files to merge")
     position = {source: i for i, source in enumerate(order)}
-    handles = [h5py.File(p, "r", swmr=True) for p in shards]
+    handles: list[h5py.File] = []
     try:
+        handles += [open_shard(p) for p in shards]
         first = handles[0].attrs
         classes, size = json.loads(first["classes"]), int(first["size"])
         rows: dict[str, tuple[int, int]] = {}
         skipped: set[str] = set()
         dropped: set[str] = set()
-        totals = _zero_counters(len(classes))
         for k, handle in enumerate(handles):
             if json.loads(handle.attrs["classes"]) != classes or int(handle.attrs["size"]) != size:
                 raise StoreError(f"{shards[k]}: shard of another class list or size than {shards[0]}; delete the stale shard")
@@ -280,8 +395,6 @@ def merge_shards(path: str | Path, shards: Sequence[str | Path], order: Sequence
                 rows.setdefault(source, (k, i))
             skipped.update(_committed(handle, "skipped"))
             dropped.update(_committed(handle, "dropped_empty"))
-            for key in ("class_frames", "class_pixels", "valid_pixels"):
-                totals[key] = totals[key] + handle.attrs[key]
         skipped -= set(rows) | dropped
         ordered = sorted(rows, key=lambda s: (position.get(s, len(position)), s))
         out_path = partial_path(path)
@@ -292,6 +405,7 @@ def merge_shards(path: str | Path, shards: Sequence[str | Path], order: Sequence
                 out.create_dataset(name, (n, size, size), np.uint8, chunks=(1, size, size), **common)
             valid_hw = np.zeros((n, 2), np.int32)
             scores = np.zeros((n, c), np.float32)
+            pixels = np.zeros((n, c), np.int64)  # the statistics count each merged row once, however many shards hold it
             for j, source in enumerate(ordered):
                 k, i = rows[source]
                 for name in ("images", "masks"):
@@ -299,6 +413,8 @@ def merge_shards(path: str | Path, shards: Sequence[str | Path], order: Sequence
                     out[name].id.write_direct_chunk((j, 0, 0), chunk, mask)
                 valid_hw[j] = handles[k]["valid_hw"][i]
                 scores[j] = handles[k]["scores"][i]
+                pixels[j] = (handles[k]["class_pixels"][i] if "class_pixels" in handles[k]  # shards of older versions lack it
+                             else frame_class_pixels(handles[k]["masks"][i:i + 1], c)[0])
             out.create_dataset("valid_hw", data=valid_hw, chunks=(max(1, min(n, 1024)), 2))
             out.create_dataset("scores", data=scores, chunks=(max(1, min(n, 1024)), max(1, c)))
             out.create_dataset("source", data=ordered, dtype=_STRING, chunks=(max(1, min(n, 1024)),))
@@ -310,8 +426,8 @@ def merge_shards(path: str | Path, shards: Sequence[str | Path], order: Sequence
             for key, value in (attrs or {}).items():
                 out.attrs[key] = _attr_value(value)
             counters = {"frames_written": n, "frames_skipped": len(skipped), "frames_dropped_empty": len(dropped),
-                        "class_frames": totals["class_frames"], "class_pixels": totals["class_pixels"],
-                        "valid_pixels": int(totals["valid_pixels"])}
+                        "class_frames": (pixels > 0).sum(0), "class_pixels": pixels.sum(0),
+                        "valid_pixels": int((valid_hw.astype(np.int64).prod(axis=1)).sum())}
             out.attrs.update(counters)
     finally:
         for handle in handles:

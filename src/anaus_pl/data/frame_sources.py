@@ -194,11 +194,20 @@ def _layout_refs(layout: Layout, input_index: int, spec: FrameInput) -> list[Fra
     return refs
 
 
+def check_inputs(inputs: Sequence[FrameInput]) -> None:
+    """Raise ``FileNotFoundError`` naming the first input whose path does not exist (cheap: nothing is read)."""
+    for i, spec in enumerate(inputs):
+        if not Path(spec.path).exists():
+            raise FileNotFoundError(f"annotate input {spec.path} does not exist; fix data.init_args.inputs[{i}].path "
+                                    "(make data writes the phantom default)")
+
+
 def index_inputs(inputs: list[FrameInput]) -> tuple[FrameTable, list[Layout | None]]:
     """Every frame the inputs name, in input order then natural path order, each source once.
 
     Returns the frames and, per input, its layout reader (``None`` for folders and files).
     """
+    check_inputs(inputs)
     refs: list[FrameRef] = []
     layouts: list[Layout | None] = []
     for i, spec in enumerate(inputs):
@@ -209,16 +218,13 @@ def index_inputs(inputs: list[FrameInput]) -> tuple[FrameTable, list[Layout | No
             refs += _layout_refs(layout, i, spec)
             continue
         layouts.append(None)
-        if root.is_file():
-            refs += _file_refs(root, i, spec)
-        elif root.is_dir():
+        if root.is_dir():
             files = [p for p in root.rglob("*") if p.is_file() and suffix_of(p) in IMAGE_SUFFIXES | VIDEO_SUFFIXES
                      and _selected(p.relative_to(root).as_posix(), spec)]
             for path in sorted(files, key=lambda p: natural_key(p.relative_to(root).as_posix())):
                 refs += _file_refs(path, i, spec)
         else:
-            raise FileNotFoundError(f"annotate input {root} does not exist; fix data.init_args.inputs[{i}].path "
-                                    "(make data writes the phantom default)")
+            refs += _file_refs(root, i, spec)
     seen: set[str] = set()
     unique = FrameTable.from_refs(r for r in refs if not (r.source in seen or seen.add(r.source)))
     return unique, layouts

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from lightning.pytorch import LightningModule
 
+from anaus_pl.checkpoints import check_checkpoint
 from anaus_pl.data.vocabulary import AnatomyVocabulary
 from anaus_pl.models.postprocess import PostProcess, label_maps
 
@@ -39,11 +40,18 @@ class AnnotatedBatch:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, error) of frames that did not decode
 
 
-def load_predictor(loader: str, checkpoint: str, map_location: str = "cpu") -> torch.nn.Module:
-    """Import ``module:function`` and call it on ``checkpoint``; errors name the file and the fix."""
+def check_predictor_checkpoint(loader: str, checkpoint: str) -> None:
+    """Fail fast, without loading anything, on a missing checkpoint (and, for LP-SAM, on an unreadable one)."""
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"{checkpoint}: LP-SAM checkpoint not found; run `make adapt` "
                                 "(anaus-pl fit --config stages/adapt.yaml) or set model.init_args.lpsam_checkpoint")
+    if loader == DEFAULT_LOADER:
+        check_checkpoint(checkpoint, "adapt")
+
+
+def load_predictor(loader: str, checkpoint: str, map_location: str = "cpu") -> torch.nn.Module:
+    """Import ``module:function`` and call it on ``checkpoint``; errors name the file and the fix."""
+    check_predictor_checkpoint(loader, checkpoint)
     module_name, _, function = loader.partition(":")
     if not function:
         raise ValueError(f"model.init_args.predictor_loader must be 'module:function', got {loader!r}")

@@ -6,11 +6,17 @@ every rank is done, rank 0 merges all shards (of this and earlier, killed
 runs) into ``<store>`` in input order, then writes ``summary.json``,
 ``preview.png`` and the TensorBoard preview next to it. A rerun skips every
 source any shard has committed, so it only finishes the rest.
+
+Rank 0 holds the store's :class:`~anaus_pl.data.anatomy_store.StoreLock` for
+the whole run, so a second run on the same store fails at once. The store and
+its shards record ``config_sha256`` (:func:`config_sha256`); a run under another
+configuration refuses them unless given ``--overwrite true``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -19,12 +25,25 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from anaus_pl.atomic import atomic_path, write_json
-from anaus_pl.data.anatomy_store import AnatomyStore, AnatomyStoreWriter, completed_sources, merge_shards, next_attempt, shard_path, shard_paths
+from anaus_pl.data.anatomy_store import (
+    AnatomyStore,
+    AnatomyStoreWriter,
+    StoreError,
+    StoreLock,
+    completed_sources,
+    merge_shards,
+    next_attempt,
+    partial_path,
+    recorded_config_hashes,
+    shard_path,
+    shard_paths,
+)
 from anaus_pl.data.preview import class_colours, overlay, preview_figure, spread_indices
 from anaus_pl.tasks.annotate import AnnotatedBatch
 
@@ -46,6 +65,41 @@ class StoreOptions:
     preview_frames: int = 16
 
 
+RUNTIME_SETTINGS = ("batch_size", "num_workers")  # data settings that change speed, never the store's content
+
+
+def config_sha256(config: Any) -> str | None:
+    """sha256 of the resolved configuration's ``model`` and ``data`` sections (less :data:`RUNTIME_SETTINGS`).
+
+    ``config`` is the YAML text LightningCLI resolved; ``None`` (annotate called
+    from Python) gives ``None``, and then no configuration is checked.
+    """
+    if not config:
+        return None
+    loaded = yaml.safe_load(config) if isinstance(config, str) else dict(config)
+    section = loaded.get("annotate", loaded)
+    data = dict(section.get("data") or {})
+    data["init_args"] = {k: v for k, v in (data.get("init_args") or {}).items() if k not in RUNTIME_SETTINGS}
+    text = json.dumps({"model": section.get("model"), "data": data}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_config(path: Path, expected: str | None) -> None:
+    """Refuse a store or shard of ``path`` recorded under another configuration than ``expected``."""
+    if expected is None:
+        return
+    for file, recorded in recorded_config_hashes(path).items():
+        if recorded != expected:
+            raise StoreError(f"{file}: written under another configuration (config_sha256 {recorded[:12]}, this run "
+                             f"{expected[:12]}); rerun with --overwrite true to replace the store, or set store.path to a new file")
+
+
+def remove_outputs(path: Path) -> None:
+    """Delete the store ``path``, its shards and partial file, and its summary and preview (``--overwrite``)."""
+    for file in [path, partial_path(path), *shard_paths(path), path.with_name("summary.json"), path.with_name("preview.png")]:
+        file.unlink(missing_ok=True)
+
+
 def file_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -57,11 +111,14 @@ def file_sha256(path: str | Path) -> str:
 class AnatomyStoreCallback(BasePredictionWriter):
     """The store writer of the annotate stage (see the module docstring)."""
 
-    def __init__(self, options: StoreOptions, config: Any = None) -> None:
+    def __init__(self, options: StoreOptions, config: Any = None, overwrite: bool = False) -> None:
         super().__init__(write_interval="batch")
         self.options = options
         self.path = Path(options.path)
         self.config = config or {}
+        self.config_hash = config_sha256(config)
+        self.overwrite = overwrite
+        self._lock = StoreLock(self.path)
         self.summary: dict[str, Any] = {}
         self._writer: AnatomyStoreWriter | None = None
         self._buffer: list[AnnotatedBatch] = []
@@ -76,6 +133,19 @@ class AnatomyStoreCallback(BasePredictionWriter):
         from anaus_pl.lightning_cli import configure_logging
 
         configure_logging()
+        error = None
+        if trainer.is_global_zero:
+            try:
+                self._lock.acquire()
+                if self.overwrite:
+                    remove_outputs(self.path)
+                check_config(self.path, self.config_hash)
+            except StoreError as caught:
+                error = str(caught)
+        error = trainer.strategy.broadcast(error, src=0)  # every rank stops, not only rank 0
+        if error:
+            self._lock.release()
+            raise StoreError(error)
         done = completed_sources(self.path)
         self._attempt = next_attempt(self.path)
         trainer.strategy.barrier("annotate-resume")  # every rank read the shards before any rank creates one
@@ -86,7 +156,7 @@ class AnatomyStoreCallback(BasePredictionWriter):
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         attrs = {"lpsam_checkpoint": str(pl_module.lpsam_checkpoint), "lpsam_sha256": file_sha256(pl_module.lpsam_checkpoint),
-                 "config": self.config}
+                 "config": self.config, **({"config_sha256": self.config_hash} if self.config_hash else {})}
         self._writer = AnatomyStoreWriter(self.path, pl_module.vocabulary.names, pl_module.image_size, attrs,
                                            partial=shard_path(self.path, trainer.global_rank, self._attempt))
         self._start = time.perf_counter()
@@ -131,6 +201,12 @@ class AnatomyStoreCallback(BasePredictionWriter):
         if trainer.is_global_zero:
             self._finish(trainer, pl_module, totals.tolist(), inference_seconds)
         trainer.strategy.barrier("annotate-done")
+        self._lock.release()
+
+    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._lock.release()
 
     def _finish(self, trainer: Trainer, pl_module: LightningModule, totals: list[float], inference_seconds: float) -> None:
         processed, skipped_now, write_seconds = int(totals[0]), int(totals[1]), totals[2]

@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from anaus_pl.data.frame_sources import FrameDecoder, FrameInput, FrameRef, FrameTable, index_inputs
+from anaus_pl.data.frame_sources import FrameDecoder, FrameInput, FrameRef, FrameTable, check_inputs, index_inputs
 from anaus_pl.data.io import FrameReadError
 from anaus_pl.data.letterbox import letterbox
 
@@ -133,6 +133,10 @@ class AnnotateFramesDataModule(LightningDataModule):
         self.max_aspect_ratio = max_aspect_ratio
         self.done_sources: set[str] = set()
         self._index: tuple[FrameTable, FrameDecoder] | None = None
+
+    def check_inputs(self) -> None:
+        """Fail, naming it, on the first input path that does not exist (before any model loads)."""
+        check_inputs(self.inputs)
 
     def frames(self) -> FrameTable:
         """Every frame the inputs name (indexed once)."""
