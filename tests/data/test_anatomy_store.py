@@ -90,3 +90,46 @@ def test_torn_append_is_not_kept(tmp_path):
     writer.close()
     resumed = AnatomyStoreWriter(path, ["a", "b"], 8)
     assert len(resumed) == 2 and resumed._file["source"].shape == (2,) and resumed.written_sources == {"f0.png", "f1.png"}
+
+
+def test_merge_statistics_count_each_merged_row_once(tmp_path):
+    """Two runs that annotated the same frames (before stores were locked) must not double the coverage."""
+    from anaus_pl.data.anatomy_store import merge_shards, shard_path, shard_paths
+
+    path = tmp_path / "s.h5"
+    for attempt in (0, 1):
+        writer = AnatomyStoreWriter(path, ["a", "b"], 8, partial=shard_path(path, 0, attempt))
+        writer.append(*_batch(0, 4))
+        writer.close()
+    counters = merge_shards(path, shard_paths(path), order=[f"f{i}.png" for i in range(4)])
+    assert counters["frames_written"] == 4
+    assert counters["class_frames"].tolist() == [1, 1] and counters["class_pixels"].tolist() == [64, 64]
+    assert counters["valid_pixels"] == 4 * 64
+
+
+def test_clearing_flags_is_advised_only_for_a_file_hdf5_reports_unclosed(tmp_path):
+    import sys
+    import textwrap
+
+    from anaus_pl.data.anatomy_store import open_error
+
+    killed = tmp_path / "killed.h5"
+    script = f"""
+        import os, h5py
+        handle = h5py.File({str(killed)!r}, "w", libver="v110")
+        handle.create_dataset("x", (4,), "i8", maxshape=(None,))
+        handle.swmr_mode = True
+        handle.flush()
+        os._exit(0)  # killed: never closed
+    """
+    subprocess.run([sys.executable, "-c", textwrap.dedent(script)], check=True)
+    with pytest.raises(StoreError, match=rf"{killed}: HDF5 reports this file was not closed by its writer .*h5clear -s {killed}"):
+        AnatomyStoreWriter(tmp_path / "store.h5", ["a"], 8, partial=killed)
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not hdf5" * 100)
+    try:
+        h5py.File(garbage, "r")
+    except OSError as error:
+        message = str(open_error(garbage, error))
+    assert message.startswith(f"{garbage}: HDF5 cannot read this file") and "h5clear" not in message
+    assert "delete it and rerun annotate" in message
