@@ -2,15 +2,19 @@
 
 An input (:class:`FrameInput`) is one of
 
-* a folder, searched recursively for still images and videos, filtered by
+* a folder, searched recursively for still images, videos and DICOM files
+  (``.dcm``, or any file with the DICOM ``DICM`` marker), filtered by
   ``include`` / ``exclude`` patterns (``fnmatch`` on the path relative to the
-  folder; ``*`` also crosses ``/``);
-* a single image or video file;
+  folder; ``*`` also crosses ``/``). Symlinked folders are followed, each real
+  folder once (a link loop is cut); a file reached twice (a symlink and its
+  target) is indexed once; dangling links and selected files no reader
+  supports are logged, not indexed;
+* a single image, video or DICOM file;
 * a data set root read through a registered layout (``layout: camus``), whose
   frames are used without their labels.
 
-Videos contribute every ``frame_stride``-th frame, at most
-``max_frames_per_video`` of them. ``classes`` names the anatomy that can appear
+Videos and multi-frame (cine) DICOM files contribute every ``frame_stride``-th
+frame (``path#k``), at most ``max_frames_per_video`` of them. ``classes`` names the anatomy that can appear
 in an input's frames (e.g. the cardiac classes for an echocardiography set);
 the other classes of the predictor are not labelled in them. Indexing decodes nothing: a video's length
 comes from its container. The index is a :class:`FrameTable`: flat numpy
@@ -24,6 +28,7 @@ indices, no seeking).
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 import pickle
 from collections.abc import Iterable, Iterator, Sequence
@@ -32,9 +37,23 @@ from pathlib import Path
 
 import numpy as np
 
-from anaus_pl.data.io import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FrameReadError, read_image, split_source, suffix_of, to_uint8_gray
+from anaus_pl.data.io import (
+    IMAGE_SUFFIXES,
+    VIDEO_SUFFIXES,
+    FrameReadError,
+    count_dicom_frames,
+    is_dicom,
+    read_dicom_frames,
+    read_image,
+    split_source,
+    suffix_of,
+    to_uint8_gray,
+)
 from anaus_pl.data.layouts import Layout, SampleRef, get_layout
 from anaus_pl.data.layouts.base import natural_key
+
+log = logging.getLogger(__name__)
+LISTED = 5  # names shown in a log line about skipped files
 
 
 @dataclass
@@ -172,12 +191,60 @@ def _strided(indices: list[int], spec: FrameInput) -> list[int]:
 
 
 def _file_refs(path: Path, input_index: int, spec: FrameInput) -> list[FrameRef]:
-    if suffix_of(path) not in VIDEO_SUFFIXES:
+    suffix = suffix_of(path)
+    if suffix in VIDEO_SUFFIXES:
+        count, error = _video_length(path)
+        if error:
+            return [FrameRef(f"{path}#0", input_index, error=error)]
+    elif suffix not in IMAGE_SUFFIXES and is_dicom(path):
+        try:
+            count = count_dicom_frames(path)
+        except FrameReadError as read_error:
+            return [FrameRef(str(path), input_index, error=str(read_error))]
+        if count == 1:
+            return [FrameRef(str(path), input_index)]
+    else:
         return [FrameRef(str(path), input_index)]
-    count, error = _video_length(path)
-    if error:
-        return [FrameRef(f"{path}#0", input_index, error=error)]
     return [FrameRef(f"{path}#{k}", input_index) for k in _strided(list(range(count)), spec)]
+
+
+def _readable(path: Path) -> bool:
+    return suffix_of(path) in IMAGE_SUFFIXES | VIDEO_SUFFIXES or is_dicom(path)
+
+
+def _folder_files(root: Path, spec: FrameInput) -> list[Path]:
+    """The frame files under ``root`` that ``spec`` selects, in natural path order (see the module docstring)."""
+    visited: set[str] = set()
+    chosen: dict[str, tuple[list, Path]] = {}  # resolved path -> (sort key, the path it is indexed under)
+    dangling: list[str] = []
+    unsupported: list[str] = []
+    candidates = []
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in visited:  # a symlink loop or a second link to a folder already read
+            subfolders[:] = []
+            continue
+        visited.add(real)
+        for name in names:
+            path = Path(folder) / name
+            relative = path.relative_to(root).as_posix()
+            if _selected(relative, spec):
+                candidates.append((natural_key(relative), path))
+    for _, path in sorted(candidates, key=lambda item: item[0]):
+        if not path.exists():
+            dangling.append(str(path))
+        elif not _readable(path):
+            unsupported.append(path.name)
+        else:  # one file reached by several paths is indexed once, under a path without symlinks if there is one
+            real = os.path.realpath(path)
+            if real not in chosen or (chosen[real][1].absolute() != Path(real) and path.absolute() == Path(real)):
+                chosen[real] = (natural_key(path.relative_to(root).as_posix()), path)
+    if dangling:
+        log.warning("%s: skipped %d dangling symlinks (their targets do not exist): %s", root, len(dangling), ", ".join(dangling[:LISTED]))
+    if unsupported:
+        log.warning("%s: skipped %d files that no reader supports (images, videos, DICOM): %s", root, len(unsupported),
+                    ", ".join(unsupported[:LISTED]))
+    return [path for _, path in sorted(chosen.values(), key=lambda item: item[0])]
 
 
 def _layout_refs(layout: Layout, input_index: int, spec: FrameInput) -> list[FrameRef]:
@@ -219,15 +286,23 @@ def index_inputs(inputs: list[FrameInput]) -> tuple[FrameTable, list[Layout | No
             continue
         layouts.append(None)
         if root.is_dir():
-            files = [p for p in root.rglob("*") if p.is_file() and suffix_of(p) in IMAGE_SUFFIXES | VIDEO_SUFFIXES
-                     and _selected(p.relative_to(root).as_posix(), spec)]
-            for path in sorted(files, key=lambda p: natural_key(p.relative_to(root).as_posix())):
+            for path in _folder_files(root, spec):
                 refs += _file_refs(path, i, spec)
         else:
             refs += _file_refs(root, i, spec)
-    seen: set[str] = set()
-    unique = FrameTable.from_refs(r for r in refs if not (r.source in seen or seen.add(r.source)))
-    return unique, layouts
+    return FrameTable.from_refs(_unique(refs)), layouts
+
+
+def _unique(refs: list[FrameRef]) -> Iterator[FrameRef]:
+    """``refs`` without repeats of a frame, judged by the resolved file path (a symlink and its target are one file)."""
+    real: dict[str, str] = {}
+    seen: set[tuple[str, int | None]] = set()
+    for ref in refs:
+        path, frame = split_source(ref.source)
+        key = (real.setdefault(str(path), os.path.realpath(path)), frame)
+        if key not in seen:
+            seen.add(key)
+            yield ref
 
 
 class FrameDecoder:
@@ -240,9 +315,10 @@ class FrameDecoder:
     def __init__(self, layouts: list[Layout | None]) -> None:
         self.layouts = layouts
         self._video: tuple[str, object, int] | None = None  # (path, capture, index of the next frame)
+        self._dicom: tuple[str, np.ndarray] | None = None  # (path, its decoded frames): a cine loop decodes once
 
     def __getstate__(self) -> dict:
-        return {"layouts": self.layouts, "_video": None}
+        return {"layouts": self.layouts, "_video": None, "_dicom": None}
 
     def decode(self, ref: FrameRef) -> np.ndarray:
         """The frame as ``uint8 (H, W)``; raises :class:`FrameReadError` naming the file."""
@@ -254,7 +330,18 @@ class FrameDecoder:
         path, frame = split_source(ref.source)
         if suffix_of(path) in VIDEO_SUFFIXES:
             return self._video_frame(path, frame or 0)
-        return read_image(path)
+        if suffix_of(path) in IMAGE_SUFFIXES:
+            return read_image(path)
+        return self._dicom_frame(path, frame or 0)
+
+    def _dicom_frame(self, path: Path, frame: int) -> np.ndarray:
+        if self._dicom is None or self._dicom[0] != str(path):
+            self._dicom = None
+            self._dicom = (str(path), read_dicom_frames(path))
+        frames = self._dicom[1]
+        if not 0 <= frame < len(frames):
+            raise FrameReadError(path, f"frame {frame} out of range (0..{len(frames) - 1})", "index the inputs again")
+        return frames[frame]
 
     def _video_frame(self, path: Path, frame: int) -> np.ndarray:
         import cv2

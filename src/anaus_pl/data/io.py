@@ -4,7 +4,10 @@ Every reader in anaus-pl goes through this module, so every failure names the
 file and says what to do about it. Images: PNG/JPEG/BMP/TIFF (8 or 16 bit; L,
 RGB, RGBA, palette). Videos: mp4/avi/mov/mkv/gif through OpenCV. Volumes and
 sequences: NIfTI (``.nii``/``.nii.gz``, needs nibabel) and MetaImage
-(``.mhd``, needs SimpleITK). DICOM (needs pydicom). MATLAB ``.mat`` arrays.
+(``.mhd``, needs SimpleITK). DICOM (needs pydicom; single- and multi-frame,
+MONOCHROME1/2, RGB, YBR, and compressed transfer syntaxes through pydicom's
+decoders; files without a ``.dcm`` suffix are recognised by their ``DICM``
+marker). MATLAB ``.mat`` arrays.
 
 A *source* string names one frame: ``path`` for a still image or
 ``path#k`` for frame ``k`` of a video or sequence.
@@ -245,9 +248,29 @@ def read_mat_array(path: str | Path, key: str | None = None) -> np.ndarray:
     return np.asarray(content[key])
 
 
-def read_dicom_frames(path: str | Path) -> np.ndarray:
-    """All frames of a DICOM file as ``uint8 (T, H, W)``."""
+# compressed transfer syntax UID (suffix after 1.2.840.10008.1.2.4.) -> packages that give pydicom a decoder for it
+_LIBJPEG, _OPENJPEG = "pylibjpeg pylibjpeg-libjpeg", "pylibjpeg pylibjpeg-openjpeg"
+DICOM_DECODERS = {f"1.2.840.10008.1.2.4.{suffix}": package for suffix, package in {
+    "50": f"{_LIBJPEG} (or Pillow)", "51": _LIBJPEG, "57": _LIBJPEG, "70": _LIBJPEG,
+    "80": f"{_LIBJPEG} (or pyjpegls)", "81": f"{_LIBJPEG} (or pyjpegls)",
+    "90": _OPENJPEG, "91": _OPENJPEG, "201": _OPENJPEG, "202": _OPENJPEG, "203": _OPENJPEG}.items()}
+DICOM_MARKER_OFFSET = 128  # the 128-byte preamble, then b"DICM"
+
+
+def is_dicom(path: str | Path) -> bool:
+    """A ``.dcm``/``.dicom`` suffix, or a file carrying the DICOM ``DICM`` marker (series often have no suffix)."""
     path = Path(path)
+    if suffix_of(path) in DICOM_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(DICOM_MARKER_OFFSET)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
+
+
+def _dicom(path: Path, stop_before_pixels: bool = False):
     if not path.is_file():
         raise FrameReadError(path, "file not found", "check the data root")
     try:
@@ -255,13 +278,45 @@ def read_dicom_frames(path: str | Path) -> np.ndarray:
     except ImportError as error:
         raise FrameReadError(path, "reading DICOM needs pydicom", "pip install 'anaus-pl[formats]'") from error
     try:
-        dataset = pydicom.dcmread(str(path))
-        pixels = dataset.pixel_array
+        return pydicom.dcmread(str(path), stop_before_pixels=stop_before_pixels)
+    except Exception as error:  # pydicom raises several types for truncated or foreign files
+        raise FrameReadError(path, f"not a readable DICOM file ({error})", "the file is corrupt or not DICOM: re-export it") from error
+
+
+def count_dicom_frames(path: str | Path) -> int:
+    """Number of frames of a DICOM image, from its header (no pixel is decoded)."""
+    path = Path(path)
+    dataset = _dicom(path, stop_before_pixels=True)
+    if "Rows" not in dataset:
+        raise FrameReadError(path, "DICOM file holds no image (no Rows)", "a report or structured document is no frame: exclude it")
+    return int(dataset.get("NumberOfFrames", 1) or 1)
+
+
+def read_dicom_frames(path: str | Path) -> np.ndarray:
+    """All frames of a DICOM file as ``uint8 (T, H, W)``.
+
+    YBR colour is converted to RGB and then to luma like RGB; MONOCHROME1
+    (0 is white) is inverted so that bright tissue is bright, as in MONOCHROME2.
+    """
+    path = Path(path)
+    dataset = _dicom(path)
+    meta = getattr(dataset, "file_meta", None)
+    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    try:
+        pixels = dataset.pixel_array  # pydicom converts YBR to RGB
     except Exception as error:
-        raise FrameReadError(path, f"not a readable DICOM image ({error})", "check the transfer syntax; install pylibjpeg for compressed files") from error
-    frames = int(getattr(dataset, "NumberOfFrames", 1) or 1)
-    colour = getattr(dataset, "SamplesPerPixel", 1) > 1
+        package = DICOM_DECODERS.get(syntax)
+        if package is not None and ("plugin" in str(error).lower() or "decoder" in str(error).lower()):
+            raise FrameReadError(path, f"its transfer syntax {syntax} is compressed and no installed package decodes it",
+                                 f"pip install {package}") from error
+        raise FrameReadError(path, f"DICOM pixel data does not decode ({error})", "the file is truncated or corrupt: re-export it") from error
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    colour = int(dataset.get("SamplesPerPixel", 1)) > 1
     pixels = pixels.reshape(frames, *pixels.shape[-3:] if colour else pixels.shape[-2:])
+    if dataset.get("PhotometricInterpretation") == "MONOCHROME1":
+        bits = int(dataset.get("BitsStored", 8 * pixels.dtype.itemsize))
+        top = (1 << bits) - 1 if not np.issubdtype(pixels.dtype, np.signedinteger) else pixels.max()
+        pixels = top - pixels
     return np.stack([to_uint8_gray(frame, f"{path}#{i}") for i, frame in enumerate(pixels)])
 
 
@@ -282,12 +337,12 @@ def read_frame(source: str | Path) -> np.ndarray:
     if suffix in VOLUME_SUFFIXES:
         frames = read_volume(path)
         return to_uint8_gray(_pick(frames, frame, path), f"{path}#{frame or 0}")
-    if suffix in DICOM_SUFFIXES:
-        return _pick(read_dicom_frames(path), frame, path)
     if suffix in IMAGE_SUFFIXES:
         if frame:
             raise FrameReadError(path, f"a still image has no frame {frame}", "drop the #frame suffix")
         return read_image(path)
+    if is_dicom(path):
+        return _pick(read_dicom_frames(path), frame, path)
     raise FrameReadError(path, f"unknown file type {suffix!r}",
                          f"supported: {sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES | VOLUME_SUFFIXES | DICOM_SUFFIXES)}")
 
