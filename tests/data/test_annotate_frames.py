@@ -130,3 +130,27 @@ def test_input_classes_become_per_frame_class_masks(tmp_path):
     assert collate_frames([LetterboxedFrames(refs, FrameDecoder(layouts), 16)[0]])["classes"] is None
     with pytest.raises(ValueError, match="classes must name each class once"):
         FrameInput(str(tmp_path), classes=[])
+
+
+def test_symlinked_folders_are_followed_once_and_files_reached_twice_indexed_once(tmp_path, caplog):
+    import logging
+
+    outside = tmp_path / "outside"
+    (outside / "deep").mkdir(parents=True)
+    cv2.imwrite(str(outside / "deep" / "o.png"), np.zeros((8, 8), np.uint8))
+    root = tmp_path / "in"
+    root.mkdir()
+    cv2.imwrite(str(root / "x.png"), np.zeros((8, 8), np.uint8))
+    (root / "linked").symlink_to(outside)  # a symlinked folder: followed
+    (root / "loop").symlink_to(root)  # a link loop: cut
+    (root / "again.png").symlink_to(root / "x.png")  # the same file under a second name: once, under its real path
+    (root / "gone.png").symlink_to(tmp_path / "missing.png")  # dangling: logged
+    (root / "notes.txt").write_text("no frame")  # no reader: logged
+    with caplog.at_level(logging.WARNING, logger="anaus_pl"):
+        refs, _ = index_inputs([FrameInput(str(root))])
+    assert [s.replace(str(root) + "/", "") for s in refs.sources()] == ["linked/deep/o.png", "x.png"]
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert f"skipped 1 dangling symlinks (their targets do not exist): {root / 'gone.png'}" in warned
+    assert "skipped 1 files that no reader supports (images, videos, DICOM): notes.txt" in warned
+    twice, _ = index_inputs([FrameInput(str(root / "x.png")), FrameInput(str(root / "again.png"))])
+    assert len(twice) == 1
