@@ -133,3 +133,20 @@ def test_clearing_flags_is_advised_only_for_a_file_hdf5_reports_unclosed(tmp_pat
         message = str(open_error(garbage, error))
     assert message.startswith(f"{garbage}: HDF5 cannot read this file") and "h5clear" not in message
     assert "delete it and rerun annotate" in message
+
+
+def test_a_partial_file_without_per_row_statistics_resumes(tmp_path):
+    """Partial files of earlier versions lack ``class_pixels``; resuming counts their committed rows."""
+    from anaus_pl.data.anatomy_store import merge_shards
+
+    path = tmp_path / "store.h5"
+    writer = AnatomyStoreWriter(path, ["a", "b"], 8)
+    writer.append(*_batch(0, 2))
+    writer.close()
+    with h5py.File(partial_path(path), "a") as handle:
+        del handle["class_pixels"]
+    resumed = AnatomyStoreWriter(path, ["a", "b"], 8)
+    resumed.append(*_batch(2, 2))
+    resumed.close()
+    counters = merge_shards(tmp_path / "merged.h5", [partial_path(path)], remove_shards=False)
+    assert counters["class_frames"].tolist() == [1, 1] and counters["class_pixels"].tolist() == [64, 64]

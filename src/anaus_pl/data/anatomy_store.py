@@ -215,6 +215,10 @@ class AnatomyStoreWriter:
             raise open_error(self.partial, error, writing=True) from error
         if resuming and "images" in self._file:
             self._check_compatible()
+            if "class_pixels" not in self._file:  # a partial file of an older version: count its committed rows once
+                c = len(self.classes)
+                self._file.create_dataset("class_pixels", data=frame_class_pixels(self._file["masks"][:len(self)], c).reshape(-1, c),
+                                          maxshape=(None, c), chunks=(1024, c))
             self._truncate_to_committed()
         else:
             self._create(attrs or {})
