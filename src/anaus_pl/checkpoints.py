@@ -49,6 +49,10 @@ EXPECTED: dict[str, Expected] = {
     "finetune": Expected("a fine-tuning checkpoint of `anaus-pl evaluate`",
                          "rerun `anaus-pl evaluate`; it writes and reads these itself", ("state_dict", "hyper_parameters"),
                          ("init", "head")),
+    "encoder": Expected("an encoder export (encoder.pt beside encoder.json)",
+                        "run `make pretrain` or `anaus-pl export --ckpt runs/pretrain/<run>/checkpoints/last.ckpt --out DIR`"),
+    "imagenet": Expected("a torchvision or timm state dict",
+                         "download the library's weight file again and compare its sha256 with the published one"),
     "sam": Expected("SAM or LiteMedSAM weights (a .pth state dict)",
                     "download the official file (e.g. sam_vit_b_01ec64.pth), compare its size/sha256 with the published "
                     "one and point the config's 'checkpoint' at it"),

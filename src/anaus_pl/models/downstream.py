@@ -22,6 +22,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from anaus_pl.checkpoints import load_checkpoint
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, build_backbone, load_encoder
 
 STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
@@ -57,7 +58,7 @@ def build_init(init: str, spec: BackboneSpec) -> tuple[nn.Module, str, tuple, tu
         if not file.is_file():
             raise FileNotFoundError(f"{file}: weight file for init {init!r} not found (weights are never downloaded)")
         backbone = build_backbone(spec.arch, kind)
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        state = load_checkpoint(file, "imagenet")
         state = state.get("state_dict", state) if isinstance(state, dict) else state
         head = ("fc.", "head.", "classifier.")
         state = {k: v for k, v in state.items() if not k.startswith(head)}

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from anaus_pl.atomic import atomic_path, write_json
+from anaus_pl.checkpoints import load_checkpoint
 
 # Grayscale frames in [0, 1] are repeated to 3 channels, then normalised with these.
 DEFAULT_MEAN = (0.5, 0.5, 0.5)
@@ -81,7 +82,7 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, EncoderMeta]:
     raw = json.loads(meta_path.read_text())
     meta = EncoderMeta(**{**raw, "mean": tuple(raw.get("mean", DEFAULT_MEAN)), "std": tuple(raw.get("std", DEFAULT_STD))})
     backbone = build_backbone(meta.arch, meta.library)
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    state = load_checkpoint(weights, "encoder")
     missing, unexpected = backbone.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
