@@ -230,7 +230,7 @@ def _folder_files(root: Path, spec: FrameInput) -> list[Path]:
             relative = path.relative_to(root).as_posix()
             if _selected(relative, spec):
                 candidates.append((natural_key(relative), path))
-    for _, path in sorted(candidates, key=lambda item: item[0]):
+    for key, path in sorted(candidates, key=lambda item: item[0]):
         if not path.exists():
             dangling.append(str(path))
         elif not _readable(path):
@@ -238,7 +238,7 @@ def _folder_files(root: Path, spec: FrameInput) -> list[Path]:
         else:  # one file reached by several paths is indexed once, under a path without symlinks if there is one
             real = os.path.realpath(path)
             if real not in chosen or (chosen[real][1].absolute() != Path(real) and path.absolute() == Path(real)):
-                chosen[real] = (natural_key(path.relative_to(root).as_posix()), path)
+                chosen[real] = (key, path)
     if dangling:
         log.warning("%s: skipped %d dangling symlinks (their targets do not exist): %s", root, len(dangling), ", ".join(dangling[:LISTED]))
     if unsupported:
