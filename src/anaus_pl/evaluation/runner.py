@@ -154,9 +154,10 @@ def _save_cases(out_dir: Path, task: str, label: str, k: int, data: LoadedTask, 
     folder = out_dir / "results" / task / label
     folder.mkdir(parents=True, exist_ok=True)
     chosen = np.unique(np.concatenate([order[:count], order[-count:]]))
-    np.savez_compressed(folder / f"fold{k}_cases.npz", image=data.images[index[chosen]],
-                        truth=data.masks[index[chosen]], prediction=masks[chosen], dice=np.asarray(dice)[chosen],
-                        source=np.asarray([data.sources[i] for i in index[chosen]]))
+    with atomic.atomic_path(folder / f"fold{k}_cases.npz") as temporary:  # the report reads it back
+        np.savez_compressed(temporary, image=data.images[index[chosen]],
+                            truth=data.masks[index[chosen]], prediction=masks[chosen], dice=np.asarray(dice)[chosen],
+                            source=np.asarray([data.sources[i] for i in index[chosen]]))
 
 
 def write_json(path: Path, payload: dict) -> None:
