@@ -10,6 +10,9 @@ Per step, for every scale ``s`` (one backbone pass per branch serves all scales)
   both views, shared by both views and both networks (see :mod:`anaus_pl.models.regions`);
 * the core crop of view 1 is corrupted for the online branch, the clean core of view 2
   feeds the target, with their own shared K ids.
+
+Corruption and region draws use one generator per micro-batch seeded from
+``(seed, global rank, global step, batch index)`` (:mod:`anaus_pl.randomness`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, EncoderMeta, save_encoder
 from anaus_pl.models.heads import ScaleHeads
 from anaus_pl.models.regions import Weighting, distinct_per_row, region_areas, region_fractions, region_weights, sample_region_ids
+from anaus_pl.randomness import run_seed, step_generator
 
 log = logging.getLogger(__name__)
 Regions = dict[str, tuple[torch.Tensor, torch.Tensor]]  # scale -> (fractions (B, R, s, s), ids (B, K))
@@ -154,7 +158,8 @@ class PretrainTask(LightningModule):
         normalized = (images.expand(-1, 3, -1, -1) - self.pixel_mean) / self.pixel_std
         return normalized.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else normalized
 
-    def draw_regions(self, mask_a: torch.Tensor, mask_b: torch.Tensor, image_size: int, num_ids: int) -> tuple[Regions, Regions, Slots]:
+    def draw_regions(self, mask_a: torch.Tensor, mask_b: torch.Tensor, image_size: int, num_ids: int,
+                     generator: torch.Generator | None = None) -> tuple[Regions, Regions, Slots]:
         """Region fractions of each label map at every scale and K ids per scale shared by both.
 
         Returns the regions of ``a``, those of ``b`` and the slots ``{scale: (ids, valid)}``.
@@ -164,7 +169,7 @@ class PretrainTask(LightningModule):
         regions_b: Regions = {}
         slots: Slots = {}
         for scale, size in scale_sizes(self.scales, image_size).items():
-            ids, valid = sample_region_ids(areas_a, areas_b, self.hparams.regions_per_view, self.hparams.region_weighting)
+            ids, valid = sample_region_ids(areas_a, areas_b, self.hparams.regions_per_view, self.hparams.region_weighting, generator)
             regions_a[scale] = (region_fractions(mask_a, num_ids, size), ids)
             regions_b[scale] = (region_fractions(mask_b, num_ids, size), ids)
             slots[scale] = (ids, valid)
@@ -179,9 +184,17 @@ class PretrainTask(LightningModule):
             targets = self.target(x, regions)
         return predictions, targets
 
-    def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Every loss term and diagnostic of one batch (keys ``align/<scale>``, ``core/<scale>``, ``loss`` ...)."""
+    def step_generator(self, batch_idx: int = 0) -> torch.Generator:
+        """The generator of this rank's corruption and region draws for micro-batch ``batch_idx`` of this step."""
+        return step_generator(run_seed(), self.global_rank, self.global_step, batch_idx, self.device)
+
+    def compute_losses(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Every loss term and diagnostic of one batch (keys ``align/<scale>``, ``core/<scale>``, ``loss`` ...).
+
+        ``generator`` drives the corruption and region draws (default: :meth:`step_generator`).
+        """
         hp = self.hparams
+        generator = generator or self.step_generator()
         b = batch["view1"].shape[0]
         masks = [batch[k].long() for k in ("mask1", "mask2", "core_mask1", "core_mask2")]
         num_ids = int(max(m.max() for m in masks)) + 1
@@ -189,7 +202,7 @@ class PretrainTask(LightningModule):
         total = torch.zeros((), device=masks[0].device)
         if hp.use_alignment:
             views = torch.cat([batch["view1"], batch["view2"]]).float() / 255.0
-            regions_1, regions_2, slots = self.draw_regions(masks[0], masks[1], views.shape[-1], num_ids)
+            regions_1, regions_2, slots = self.draw_regions(masks[0], masks[1], views.shape[-1], num_ids, generator)
             both = {s: (torch.cat([regions_1[s][0], regions_2[s][0]]), torch.cat([regions_1[s][1], regions_2[s][1]])) for s in self.scales}
             predictions, targets = self.embed(views, both)
             stats = []
@@ -201,9 +214,9 @@ class PretrainTask(LightningModule):
                 stats.append(torch.stack([result.positive_similarity, result.negative_similarity, distinct_per_row(ids).float().mean()]))
             out["positive_similarity"], out["negative_similarity"], out["regions_per_image"] = torch.stack(stats).mean(0)
         if hp.use_core:
-            core_online = corrupt(batch["core1"].float() / 255.0, self.corruption)
+            core_online = corrupt(batch["core1"].float() / 255.0, self.corruption, generator)
             core_target = batch["core2"].float() / 255.0
-            regions_1, regions_2, slots = self.draw_regions(masks[2], masks[3], core_online.shape[-1], num_ids)
+            regions_1, regions_2, slots = self.draw_regions(masks[2], masks[3], core_online.shape[-1], num_ids, generator)
             predictions = {s: self.predictors(s, z) for s, z in self.online(self.normalize(core_online), regions_1).items()}
             with torch.no_grad():
                 targets = self.target(self.normalize(core_target), regions_2)
@@ -216,7 +229,7 @@ class PretrainTask(LightningModule):
         return out
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        out = self.compute_losses(batch)
+        out = self.compute_losses(batch, self.step_generator(batch_idx))
         b = batch["view1"].shape[0]
         scalars = {f"train/{k}": v for k, v in out.items() if v.ndim == 0}
         scalars["train/momentum"] = torch.tensor(self.momentum)
