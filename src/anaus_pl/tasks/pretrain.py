@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import LightningModule
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
@@ -288,6 +288,7 @@ class PretrainTask(LightningModule):
     def encoder_meta(self, source_checkpoint: str = "") -> EncoderMeta:
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         views = getattr(datamodule, "views", None)
+        planned = self._trainer.estimated_stepping_batches if self._trainer else None
         return EncoderMeta(
             arch=self.hparams.arch,
             library=self.hparams.library,
@@ -296,23 +297,37 @@ class PretrainTask(LightningModule):
             std=tuple(self.hparams.std),
             classes=list(getattr(datamodule, "classes", []) or []),
             source_checkpoint=source_checkpoint,
+            steps_done=self._trainer.global_step if self._trainer else None,
+            steps_planned=int(planned) if planned is not None and math.isfinite(planned) else None,
         )
 
-    def export_encoder(self, out_dir: str | Path, source_checkpoint: str = "") -> Path:
-        """Write the online backbone as ``encoder.pt`` + ``encoder.json`` (DESIGN.md contract)."""
-        return save_encoder(self.online.encoder.backbone, self.encoder_meta(source_checkpoint), out_dir)
+    def export_encoder(self, out_dir: str | Path, source_checkpoint: str = "", reason: str = "") -> Path:
+        """Write the online backbone as ``encoder.pt`` + ``encoder.json``; a WARNING when the schedule was cut short."""
+        meta = self.encoder_meta(source_checkpoint)
+        path = save_encoder(self.online.encoder.backbone, meta, out_dir)
+        if meta.truncated:
+            log.warning("pretraining stopped after %d of %d planned steps%s: %s holds a partly trained encoder "
+                        "(learning rate and EMA momentum mid-schedule); encoder.json records it",
+                        meta.steps_done, meta.steps_planned, f" ({reason})" if reason else "", path)
+        return path
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep what ``encoder.json`` needs (input size, classes) so ``anaus-pl export`` needs no datamodule."""
         checkpoint["encoder_meta"] = asdict(self.encoder_meta())
 
+    def export_dir(self) -> str:
+        return self.hparams.export_dir or (self.logger.log_dir if self.logger else self.trainer.default_root_dir)
+
     def on_fit_end(self) -> None:
         if not self.trainer.is_global_zero:
             return
-        out_dir = self.hparams.export_dir or (self.logger.log_dir if self.logger else self.trainer.default_root_dir)
         ckpt = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or ""
-        path = self.export_encoder(out_dir, ckpt)
+        reason = "max_time or a stop request" if self.trainer.global_step < self.trainer.estimated_stepping_batches else ""
+        path = self.export_encoder(self.export_dir(), ckpt, reason)
         log.info("exported the encoder to %s", path)
+
+    def configure_callbacks(self) -> list[Callback]:
+        return [ExportOnInterrupt()]
 
     # ----------------------------------------------------------------- pictures
     def _log_view_grid(self, batch: dict[str, torch.Tensor], core_online: torch.Tensor | None, rows: int = 4) -> None:
@@ -328,3 +343,17 @@ class PretrainTask(LightningModule):
             grid_rows.append(row)
         size = batch["view1"].shape[-1]
         self.logger.experiment.add_image("views/view1_view2_core-online_core-target", view_grid(grid_rows, size), self.global_step)
+
+
+class ExportOnInterrupt(Callback):
+    """When a signal or an exception stops the fit after some steps, export what was trained (recorded as such)."""
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if not trainer.is_global_zero or trainer.global_step == 0 or not isinstance(pl_module, PretrainTask):
+            return
+        try:
+            path = pl_module.export_encoder(pl_module.export_dir(), reason=f"{type(exception).__name__}: {exception}")
+        except Exception:  # never hide the exception that stopped the fit
+            log.exception("could not export the encoder after %s", type(exception).__name__)
+            return
+        log.warning("exported the partly trained encoder to %s", path)
