@@ -278,8 +278,9 @@ class PretrainTask(LightningModule):
         else:
             optimizer = torch.optim.AdamW(groups, lr=lr)
         total = int(self.trainer.estimated_stepping_batches)
-        steps_per_epoch = total / max(self.trainer.max_epochs or 1, 1)
-        warmup = max(1, int(round(hp.warmup_epochs * steps_per_epoch)))
+        self.trainer.fit_loop.setup_data()  # sizes the epoch (num_training_batches); a no-op when done
+        steps_per_epoch = math.ceil(self.trainer.num_training_batches / self.trainer.accumulate_grad_batches)
+        warmup = min(total, max(1, int(round(hp.warmup_epochs * steps_per_epoch))))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, warmup, total))
         log.info("optimizer %s, lr %.4g, %d steps (%d warm-up)", hp.optimizer, lr, total, warmup)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
