@@ -73,6 +73,10 @@ def test_ablation_switches_and_mask_sources(synthetic_store: Path) -> None:
     assert "core/c5" not in grid and grid["regions_per_image"] > 1
     with pytest.raises(ValueError, match="both false"):
         PretrainTask(**TINY, use_alignment=False, use_core=False)
+    byol = PretrainTask(**TINY, use_core=False, alignment_loss="byol").compute_losses(_batch(synthetic_store, mask_source="none"))
+    assert 0 <= byol["align/c5"] <= 4 and byol["regions_per_image"] == 1 and "negative_similarity" not in byol
+    with pytest.raises(ValueError, match="alignment_loss"):
+        PretrainTask(**TINY, alignment_loss="simclr")
 
 
 class _CountEMA(PretrainTask):

@@ -33,6 +33,7 @@ from torch import nn
 from anaus_pl.data.corruption import CorruptionConfig, corrupt
 from anaus_pl.data.view_grid import view_grid
 from anaus_pl.losses.alignment import region_alignment_loss
+from anaus_pl.losses.byol import byol_loss
 from anaus_pl.losses.core_region import CoreLossKind, core_region_loss
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, EncoderMeta, save_encoder
@@ -85,6 +86,9 @@ class PretrainTask(LightningModule):
         tau: alignment temperature.
         lambda_ctx: weight of the core-region term.
         use_alignment, use_core: ablation switches.
+        alignment_loss: ``infonce`` (the paper's region InfoNCE with negatives) or ``byol``
+            (BYOL's normalised MSE to the other view's target, no negatives; with
+            ``mask_source: none`` and ``use_core: false`` it is image-level BYOL).
         core_loss: ``normalized`` (squared L2 on unit vectors) or ``mse`` (released code).
         corruption: the online core crop's corruption rates.
         base_momentum: target EMA momentum at step 0 (cosine to 1).
@@ -117,6 +121,7 @@ class PretrainTask(LightningModule):
         lambda_ctx: float = 1.0,
         use_alignment: bool = True,
         use_core: bool = True,
+        alignment_loss: Literal["infonce", "byol"] = "infonce",
         core_loss: CoreLossKind = "normalized",
         corruption: CorruptionConfig | None = None,
         base_momentum: float = 0.99,
@@ -137,6 +142,8 @@ class PretrainTask(LightningModule):
         self.save_hyperparameters()
         if not (use_alignment or use_core):
             raise ValueError("model.use_alignment and model.use_core are both false: nothing to train")
+        if alignment_loss not in ("infonce", "byol"):
+            raise ValueError(f"model.alignment_loss must be 'infonce' or 'byol', got {alignment_loss!r}")
         if optimizer not in ("lars", "adamw"):
             raise ValueError(f"model.optimizer must be 'lars' or 'adamw', got {optimizer!r}")
         self.scales = list(scales)
@@ -208,11 +215,17 @@ class PretrainTask(LightningModule):
             stats = []
             for s in self.scales:
                 ids, valid = slots[s]
-                result = region_alignment_loss(predictions[s][:b], predictions[s][b:], targets[s][:b], targets[s][b:], ids, valid, hp.tau)
-                out[f"align/{s}"] = result.loss
-                total = total + result.loss
-                stats.append(torch.stack([result.positive_similarity, result.negative_similarity, distinct_per_row(ids).float().mean()]))
-            out["positive_similarity"], out["negative_similarity"], out["regions_per_image"] = torch.stack(stats).mean(0)
+                online, target = (predictions[s][:b], predictions[s][b:]), (targets[s][:b], targets[s][b:])
+                if hp.alignment_loss == "byol":
+                    out[f"align/{s}"] = byol_loss(*online, *target, valid)
+                    stats.append(distinct_per_row(ids).float().mean()[None])
+                else:
+                    result = region_alignment_loss(*online, *target, ids, valid, hp.tau)
+                    out[f"align/{s}"] = result.loss
+                    stats.append(torch.stack([distinct_per_row(ids).float().mean(), result.positive_similarity, result.negative_similarity]))
+                total = total + out[f"align/{s}"]
+            names = ("regions_per_image", "positive_similarity", "negative_similarity")
+            out.update(zip(names, torch.stack(stats).mean(0)))
         if hp.use_core:
             core_online = corrupt(batch["core1"].float() / 255.0, self.corruption, generator)
             core_target = batch["core2"].float() / 255.0
