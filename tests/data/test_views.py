@@ -109,3 +109,29 @@ def test_view_grid_colours_regions_but_not_background() -> None:
     assert grid.shape == (3, 20, 38) and grid.dtype == torch.uint8
     top, bottom = grid[:, 2 + 2, 2 + 2], grid[:, 2 + 12, 2 + 2]
     assert not torch.equal(top, bottom) and bottom.tolist() == [127, 127, 127]
+
+
+def test_brightness_and_contrast_are_multiplicative_factors_as_byol() -> None:
+    """On a flat grey-50 frame contrast is void and brightness scales by f in [0.6, 1.4]: outputs 30-70, none black."""
+    transform = TwoViewTransform(_no_photometric(jitter_p=1.0))
+    frame, labels = np.full((SIZE, SIZE), 50, np.uint8), np.zeros((SIZE, SIZE), np.uint8)
+    means = []
+    for seed in range(100):
+        transform.reseed(seed)
+        view = transform(frame, labels, (SIZE, SIZE)).views[0]
+        assert view.min() == view.max()  # a flat frame stays flat: one factor for the whole image
+        means.append(int(view[0, 0]))
+    assert 30 <= min(means) < 36 and 64 < max(means) <= 70, (min(means), max(means))
+    assert np.std(means) == pytest.approx(0.4 * 50 / np.sqrt(3), rel=0.25)  # uniform factor: std b * 50 / sqrt(3)
+
+
+def test_label_maps_sit_on_their_images_at_a_downscale() -> None:
+    """A ramp image (value = column) and its label map (id = column) cropped and shrunk 3x:
+    the label of view column j is the source column under its centre, 3 j + 1, as the image's
+    linear sample there (``INTER_NEAREST`` would give 3 j, a pixel off)."""
+    columns = np.tile(np.arange(SIZE, dtype=np.uint8), (SIZE, 1))
+    transform = TwoViewTransform(_no_photometric())
+    view = ViewGeometry((20, 4, 20 + 144, 4 + 144), False, 48)
+    image, labels = transform.render_view(columns, columns, view, 0)
+    expected = 20 + 3 * np.arange(48) + 1
+    assert np.array_equal(labels[0], expected) and np.array_equal(image[0], expected)

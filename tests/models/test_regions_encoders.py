@@ -41,58 +41,26 @@ def test_pooling_through_a_conv_equals_pooling_its_output() -> None:
         pool_regions_through_conv(torch.nn.Conv2d(6, 7, 3, stride=2, padding=1), features, weights)
 
 
-@pytest.mark.parametrize("scales", [["c5", "p4", "p3", "p2"], ["p3"], ["p4", "p2"]])
-def test_encoder_pooled_equals_pooling_the_feature_maps(scales: list[str]) -> None:
-    torch.manual_seed(1)
-    encoder = MultiScaleEncoder("resnet18", scales=scales, fpn_channels=16).eval()
-    images, labels = torch.randn(2, 3, 64, 64), torch.randint(0, 3, (2, 64, 64))
-    sizes = scale_sizes(scales, 64)
-    weights = {s: region_weights(region_fractions(labels, 3, sizes[s]), torch.randint(0, 3, (2, 4))) for s in scales}
-    maps = encoder(images)
-    pooled = encoder.pooled(images, weights)
-    for s in scales:
-        assert torch.allclose(pooled[s], pool_regions(maps[s], weights[s]), atol=1e-5), s
+class _Standardised(torch.nn.Conv2d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.weight - self.weight.mean(), self.bias)
 
 
-def test_sampling_frequencies_follow_area_and_only_shared_ids() -> None:
-    areas_a = torch.tensor([[0.6, 0.3, 0.1, 0.0]])
-    areas_b = torch.tensor([[0.6, 0.3, 0.0, 0.1]])  # ids 2 and 3 are each missing from one view
-    g = torch.Generator().manual_seed(0)
-    ids, valid = sample_region_ids(areas_a.repeat(2000, 1), areas_b.repeat(2000, 1), 16, generator=g)
-    counts = torch.bincount(ids.flatten(), minlength=4).float() / ids.numel()
-    assert valid.all() and counts[2] == 0 and counts[3] == 0
-    assert counts[0] == pytest.approx(2 / 3, abs=0.01) and counts[1] == pytest.approx(1 / 3, abs=0.01)
-    uniform, _ = sample_region_ids(areas_a.repeat(2000, 1), areas_b.repeat(2000, 1), 16, "uniform", generator=g)
-    assert torch.bincount(uniform.flatten(), minlength=4)[:2].float().div(uniform.numel()).sub(0.5).abs().max() < 0.01
-    _, none_shared = sample_region_ids(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]), 4)
-    assert not none_shared.any()
-
-
-def test_region_areas_and_distinct_counts() -> None:
-    labels = torch.tensor([[[0, 1], [1, 1]]])
-    assert torch.allclose(region_areas(labels, 3), torch.tensor([[0.25, 0.75, 0.0]]))
-    assert distinct_per_row(torch.tensor([[3, 1, 3, 3], [0, 0, 0, 0]])).tolist() == [2, 1]
-
-
-@pytest.mark.parametrize("arch,library,c5", [("resnet18", "torchvision", 512), ("resnet50", "torchvision", 2048), ("resnet18", "timm", 512)])
-def test_encoder_scales_follow_input_size_in_one_pass(arch: str, library: str, c5: int) -> None:
-    encoder = MultiScaleEncoder(arch, library, ["c5", "p4", "p3", "p2"], fpn_channels=32)
-    out = encoder(torch.randn(2, 3, 64, 64))
-    assert {s: tuple(v.shape[1:]) for s, v in out.items()} == {"c5": (c5, 2, 2), "p4": (32, 4, 4), "p3": (32, 8, 8), "p2": (32, 16, 16)}
-    assert scale_sizes(["c5", "p4", "p3", "p2"], 224) == {"c5": 7, "p4": 14, "p3": 28, "p2": 56}
-
-
-def test_every_encoder_parameter_gets_a_gradient_for_any_scale_subset() -> None:
-    for scales in (["c5", "p4", "p3", "p2"], ["p3"], ["c5"]):
-        encoder = MultiScaleEncoder("resnet18", scales=scales, fpn_channels=16)
-        sum(v.mean() for v in encoder(torch.randn(2, 3, 64, 64)).values()).backward()
-        assert [n for n, p in encoder.named_parameters() if p.grad is None] == [], scales
-
-
-def test_heads_per_scale_or_shared_by_width() -> None:
-    widths = {"c5": 512, "p4": 256, "p3": 256}
-    assert len(ScaleHeads(widths, 64, 16).mlps) == 3
-    shared = ScaleHeads(widths, 64, 16, shared=True)
-    assert len(shared.mlps) == 2 and shared("p4", torch.randn(2, 5, 256)).shape == (2, 5, 16)
-    with pytest.raises(ValueError, match="unknown scales"):
-        scale_sizes(["p6"], 224)
+@pytest.mark.parametrize("conv", [
+    torch.nn.Conv2d(6, 6, 3, padding=1, padding_mode="reflect"),
+    torch.nn.Conv2d(6, 6, 3, padding=1, padding_mode="circular"),
+    torch.nn.Conv2d(6, 6, 3, padding=2, dilation=2),
+    torch.nn.Conv2d(6, 6, 3, padding=1, groups=2),
+    torch.nn.Conv2d(6, 6, 3, padding=1, stride=2),
+    torch.nn.Conv2d(6, 6, 2, padding=1),
+    _Standardised(6, 6, 3, padding=1),
+], ids=["reflect", "circular", "dilated", "grouped", "strided", "even-kernel", "own-forward"])
+def test_pooling_through_a_conv_it_cannot_reproduce_is_refused(conv: torch.nn.Conv2d) -> None:
+    features, labels = torch.randn(2, 6, 8, 8), torch.randint(0, 3, (2, 8, 8))
+    weights = region_weights(region_fractions(labels, 3, 8), torch.randint(0, 3, (2, 4)))
+    with pytest.raises(ValueError, match="pool its output instead"):
+        pool_regions_through_conv(conv, features, weights)
+    if conv.padding_mode != "zeros":  # the shortcut (zero padding) would be silently inexact for it
+        zeros = torch.nn.Conv2d(6, 6, 3, padding=1)
+        zeros.load_state_dict(conv.state_dict())
+        assert not torch.allclose(pool_regions_through_conv(zeros, features, weights), pool_regions(conv(features), weights), atol=1e-3)

@@ -25,7 +25,7 @@ def test_compare_states_differences_against_the_fold_std():
 
 def test_shipped_study_config_loads():
     config = StudyConfig.load(ROOT / "configs/study/phantom.yaml")
-    assert set(config.variants) == {"anaus", "no-core", "no-alignment", "detcon-grid", "byol-image"} and config.budget_minutes == 60
+    assert set(config.variants) == {"anaus", "no-core", "no-alignment", "detcon-grid", "image-infonce"} and config.budget_minutes == 60
 
 
 @pytest.mark.slow
@@ -42,7 +42,7 @@ def test_study_smoke_produces_results_and_resumes(tmp_path, monkeypatch):
         annotate={"config": "stages/annotate.yaml", "overrides": ["--data.init_args.num_workers=0"]},
         pretrain={"config": "stages/pretrain.yaml", "overrides": [*tiny, "--data.init_args.num_workers=0",
                                                                   "--model.init_args.log_images_every_n_steps=0"]},
-        variants={"anaus": [], "byol-image": ["--data.init_args.mask_source=none"]},
+        variants={"anaus": [], "image-infonce": ["--data.init_args.mask_source=none"]},
         only_tasks=["busi-cls"], label_fractions=[0.5, 1.0],
         evaluate={"config": "stages/evaluate.yaml", "set": {"n_folds": 2}, "task_set": {"epochs": 1}},
     )
@@ -50,7 +50,7 @@ def test_study_smoke_produces_results_and_resumes(tmp_path, monkeypatch):
     path.write_text(yaml.safe_dump(config))
     assert main(["--config", str(path)]) == 0
     text = (tmp_path / "docs" / "RESULTS.md").read_text()
-    assert "## busi-cls (accuracy" in text and "| anaus |" in text and "| byol-image |" in text and "| random |" in text
+    assert "## busi-cls (accuracy" in text and "| anaus |" in text and "| image-infonce |" in text and "| random |" in text
     assert "50% labels" in text and f"anaus-pl study --config {path}" in text and "What the numbers support" in text
     assert "| anaus | 1 | 16 | " in text and "What they do not support" in text  # max_steps=1, batch 16
     record = json.loads(next((tmp_path / "study/evaluate/labels050/results/busi-cls").rglob("fold0.json")).read_text())

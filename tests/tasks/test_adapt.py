@@ -165,3 +165,22 @@ def test_absent_classes_are_supervised_as_empty_unless_declared_unlabeled(tmp_pa
     assert partial.train_set[0]["annotated"].tolist() == [True, False]
     with pytest.raises(ValueError, match="not in the vocabulary"):
         AdaptDataModule([PairSource("synthetic_pairs", str(tmp_path), unlabeled=["lv"])], image_size=SIZE)
+
+
+@pytest.mark.parametrize("adapter_iou_loss", [False, True])
+def test_phase_one_iou_head_loss_reaches_the_adapters_only_when_asked(tmp_path, monkeypatch, adapter_iou_loss) -> None:
+    """The paper's phase-1 loss is (1 - a) BCE + a Dice: with the mask loss zeroed, nothing may reach the adapters."""
+    seed_everything(0)
+    data = _data(tmp_path, batch_size=4)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()))
+    task = _task(model=LPSAMConfig(**TINY, classes=list(data.vocabulary.names)), adapter_trainable=("adapters",),
+                 adapter_iou_loss=adapter_iou_loss)
+    task.configure_model()
+    monkeypatch.setattr(task, "log", lambda *args, **kwargs: None)
+    monkeypatch.setattr(task, "log_dict", lambda *args, **kwargs: None)
+    monkeypatch.setattr("anaus_pl.tasks.adapt.bce_dice_loss", lambda logits, targets, weight: logits.sum() * 0.0)
+    loss = task.training_step(batch, 0)
+    grads = torch.autograd.grad(loss, list(task.model.adapters.parameters()), allow_unused=True)
+    norm = sum(float(g.norm()) for g in grads if g is not None)
+    assert (norm > 0) == adapter_iou_loss, norm

@@ -9,11 +9,13 @@ import pytest
 import torch
 import torchvision
 from lightning.pytorch import Trainer, seed_everything
+from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from anaus_pl.cli import main as cli_main
 from anaus_pl.data.datamodules.pretrain import PretrainDataModule
 from anaus_pl.data.views import ViewConfig
+from anaus_pl.evaluation.report import schedule_note
 from anaus_pl.models import regions as region_module
 from anaus_pl.tasks.pretrain import PretrainTask, cosine_momentum, warmup_cosine
 
@@ -71,6 +73,10 @@ def test_ablation_switches_and_mask_sources(synthetic_store: Path) -> None:
     assert "core/c5" not in grid and grid["regions_per_image"] > 1
     with pytest.raises(ValueError, match="both false"):
         PretrainTask(**TINY, use_alignment=False, use_core=False)
+    byol = PretrainTask(**TINY, use_core=False, alignment_loss="byol").compute_losses(_batch(synthetic_store, mask_source="none"))
+    assert 0 <= byol["align/c5"] <= 4 and byol["regions_per_image"] == 1 and "negative_similarity" not in byol
+    with pytest.raises(ValueError, match="alignment_loss"):
+        PretrainTask(**TINY, alignment_loss="simclr")
 
 
 class _CountEMA(PretrainTask):
@@ -114,3 +120,42 @@ def test_fit_lowers_the_loss_updates_ema_once_per_step_and_exports(synthetic_sto
         assert torch.equal(state["conv1.weight"], task.online.encoder.backbone.conv1.weight.detach())
         meta = json.loads((export_dir / "encoder.json").read_text())
         assert meta["arch"] == "resnet18" and meta["input_size"] == 32 and meta["classes"][0] == "thyroid_nodule"
+
+
+class _StopAt(Callback):
+    """Stops the fit after ``step`` optimizer steps: gracefully (as ``max_time`` does) or with an exception."""
+
+    def __init__(self, step: int, raise_error: bool) -> None:
+        self.step, self.raise_error = step, raise_error
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.step:
+            if self.raise_error:
+                raise RuntimeError("disk full")
+            trainer.should_stop = True
+
+
+@pytest.mark.parametrize("raise_error", [False, True])
+def test_a_fit_cut_short_records_its_steps_and_warns(synthetic_store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                    raise_error: bool) -> None:
+    seed_everything(0)
+    task = PretrainTask(**TINY, optimizer="adamw", base_lr=1e-3, scale_lr=False, export_dir=str(tmp_path / "export"))
+    trainer = Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_progress_bar=False, enable_checkpointing=False,
+                      enable_model_summary=False, callbacks=[_StopAt(2, raise_error)], default_root_dir=tmp_path)
+    dm = _datamodule(synthetic_store, batch_size=4, image_size=32)
+    with caplog.at_level("WARNING", logger="anaus_pl.tasks.pretrain"):
+        if raise_error:
+            with pytest.raises(RuntimeError, match="disk full"):
+                trainer.fit(task, datamodule=dm)
+        else:
+            trainer.fit(task, datamodule=dm)
+    meta = json.loads((tmp_path / "export" / "encoder.json").read_text())
+    assert (meta["steps_done"], meta["steps_planned"]) == (2, 2 * 32 // 4)
+    assert "stopped after 2 of 16 planned steps" in caplog.text
+    assert schedule_note(f"encoder:{tmp_path / 'export' / 'encoder.pt'}") == " (**pretraining stopped at step 2 of 16**)"
+
+
+def test_a_complete_schedule_is_noted_as_such(tmp_path: Path) -> None:
+    (tmp_path / "encoder.json").write_text(json.dumps({"arch": "resnet18", "steps_done": 30, "steps_planned": 30}))
+    assert schedule_note(f"encoder:{tmp_path}") == " (30/30 steps)"
+    assert schedule_note("random") == schedule_note(f"encoder:{tmp_path / 'missing' / 'encoder.pt'}") == ""

@@ -33,7 +33,7 @@ class RowSeededRegions(PretrainTask):
 
     row_offset = 0
 
-    def draw_regions(self, mask_a, mask_b, image_size, num_ids):
+    def draw_regions(self, mask_a, mask_b, image_size, num_ids, generator=None):
         self.draws = getattr(self, "draws", 0) + 1  # the views' draw and the cores' draw differ
         rows = []
         for i in range(mask_a.shape[0]):

@@ -11,9 +11,14 @@ Geometry (all in the original, letterboxed frame's pixel coordinates):
 * crops whose intersection is below ``min_overlap`` of the smaller crop are redrawn
   (up to ``max_tries``; then view 2 reuses view 1's box), so no core is ever empty.
 
-Label maps follow every geometric step with nearest-neighbour sampling;
-photometric steps (BYOL's recipe for grayscale: brightness/contrast jitter,
-Gaussian blur, solarisation, probabilities per view) touch only the images.
+Label maps follow every geometric step with centre-aligned nearest-neighbour sampling
+(``cv2.INTER_NEAREST_EXACT``: a label pixel is the source pixel under its centre, as the
+image's linear sampling); photometric steps (BYOL's recipe for grayscale: multiplicative
+brightness/contrast jitter as torchvision's ``ColorJitter``, Gaussian blur, solarisation,
+probabilities per view) touch only the images.
+
+All draws come from albumentations' own generators; :meth:`TwoViewTransform.reseed`
+makes the next sample a function of one seed (see :mod:`anaus_pl.randomness`).
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from typing import Literal
 import albumentations as A
 import cv2
 import numpy as np
-import torch
-from torchvision.transforms import RandomResizedCrop
+
+from anaus_pl.randomness import derive_seed
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive ends)
 MaskSource = Literal["anatomy", "grid", "none"]
@@ -42,7 +47,8 @@ class ViewConfig:
         crop_ratio: aspect-ratio range of the crop.
         flip_p: horizontal flip probability.
         jitter_p: probability of brightness/contrast jitter.
-        brightness, contrast: jitter strengths (BYOL 0.4, 0.4).
+        brightness, contrast: jitter strengths (BYOL 0.4, 0.4): factors uniform in ``[1 - b, 1 + b]``,
+            brightness ``x * f``, contrast ``mean + (x - mean) * f``, in random order.
         blur_p: Gaussian blur probability per view (BYOL 1.0, 0.1).
         blur_sigma: blur sigma range in pixels at 224 px, scaled with ``image_size``.
         solarize_p: solarisation probability per view (BYOL 0.0, 0.2).
@@ -118,6 +124,7 @@ def cut_core(view_image: np.ndarray, view_mask: np.ndarray, region: Box, view: V
     matrix = core_affine(region, view, core_size)
     flags = cv2.WARP_INVERSE_MAP
     image = cv2.warpAffine(view_image, matrix, (core_size, core_size), flags=flags | cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # warpAffine's nearest neighbour rounds the (centre-based) source coordinate: aligned with the image
     mask = cv2.warpAffine(view_mask, matrix, (core_size, core_size), flags=flags | cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
     return image, mask
 
@@ -133,7 +140,7 @@ def grid_label_map(valid_hw: tuple[int, int], size: int, cells: int) -> np.ndarr
 class TwoViewTransform:
     """Makes :class:`TwoViews` from a frame, its label map and its valid size (callable, picklable)."""
 
-    def __init__(self, config: ViewConfig) -> None:
+    def __init__(self, config: ViewConfig, seed: int = 0) -> None:
         if config.image_size % 32:
             raise ValueError(f"views.image_size must be a multiple of 32, got {config.image_size}")
         if not 0.0 < config.min_overlap <= 1.0:
@@ -142,19 +149,26 @@ class TwoViewTransform:
         self.core_size = config.core_size or config.image_size
         sigma_scale = config.image_size / 224
         sigma = (config.blur_sigma[0] * sigma_scale, config.blur_sigma[1] * sigma_scale)
+        self.crop = A.RandomResizedCrop(size=(config.image_size, config.image_size), scale=config.crop_scale, ratio=config.crop_ratio)
         self.photometric = [
             A.Compose([
-                A.RandomBrightnessContrast(brightness_limit=config.brightness, contrast_limit=config.contrast, p=config.jitter_p),
+                A.ColorJitter(brightness=config.brightness, contrast=config.contrast, saturation=0.0, hue=0.0, p=config.jitter_p),
                 A.GaussianBlur(blur_limit=0, sigma_limit=sigma, p=config.blur_p[v]),
                 A.Solarize(threshold_range=(0.5, 0.5), p=config.solarize_p[v]),
             ])
             for v in (0, 1)
         ]
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Make every following draw (crops, flips, photometric steps) a function of ``seed``."""
+        for k, transform in enumerate((self.crop, *self.photometric)):
+            transform.set_random_seed(derive_seed(seed, k))
 
     def _crop_box(self, valid_hw: tuple[int, int]) -> Box:
-        dummy = torch.empty(1, *valid_hw)
-        top, left, height, width = RandomResizedCrop.get_params(dummy, list(self.config.crop_scale), list(self.config.crop_ratio))
-        return left, top, left + width, top + height
+        """A random resized crop box (albumentations' ``RandomResizedCrop`` sampling) inside ``valid_hw``."""
+        x0, y0, x1, y1 = self.crop.get_params_dependent_on_data({"shape": valid_hw}, {})["crop_coords"]
+        return int(x0), int(y0), int(x1), int(y1)
 
     def sample_geometry(self, valid_hw: tuple[int, int]) -> tuple[ViewGeometry, ViewGeometry, Box]:
         """Two crop boxes and flips whose overlap passes ``min_overlap``, and that overlap."""
@@ -168,15 +182,15 @@ class TwoViewTransform:
             first = self._crop_box(valid_hw)
         else:
             second, region = first, first
-        flips = torch.rand(2) < cfg.flip_p
-        return ViewGeometry(first, bool(flips[0]), size), ViewGeometry(second, bool(flips[1]), size), region
+        flips = [self.crop.py_random.random() < cfg.flip_p for _ in range(2)]
+        return ViewGeometry(first, flips[0], size), ViewGeometry(second, flips[1], size), region
 
     def render_view(self, image: np.ndarray, mask: np.ndarray, view: ViewGeometry, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Crop, resize and flip image and label map (albumentations), then the view's photometric steps."""
         x0, y0, x1, y1 = view.box
         geometric = A.Compose([
             A.Crop(x_min=x0, y_min=y0, x_max=x1, y_max=y1),
-            A.Resize(view.size, view.size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST),
+            A.Resize(view.size, view.size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST_EXACT),
             A.HorizontalFlip(p=1.0 if view.flipped else 0.0),
         ])
         out = geometric(image=image, mask=mask)

@@ -68,6 +68,19 @@ def collect(out_dir: Path, config: EvaluateConfig, folds_by_task: dict[str, dict
     return report
 
 
+def schedule_note(init: str) -> str:
+    """How much of its schedule an ``encoder:`` init was pretrained for, from its ``encoder.json`` (else ``""``)."""
+    kind, _, path = init.partition(":")
+    meta = Path(path) / "encoder.json" if Path(path).is_dir() else Path(path).with_name("encoder.json")
+    if kind != "encoder" or not meta.is_file():
+        return ""
+    raw = json.loads(meta.read_text())
+    done, planned = raw.get("steps_done"), raw.get("steps_planned")
+    if done is None or planned is None:
+        return ""
+    return f" (**pretraining stopped at step {done} of {planned}**)" if done < planned else f" ({done}/{planned} steps)"
+
+
 def _cell(name: str, mean: float, std: float) -> str:
     return f"{mean:.2f} ± {std:.2f}" if name in LOWER_IS_BETTER else f"{100 * mean:.1f} ± {100 * std:.1f}"
 
@@ -108,7 +121,7 @@ def markdown(report: dict, config: EvaluateConfig) -> str:
                 cells.append(f"**{text}**" if len(inits) > 1 and np.isclose(entry["mean"][name], best[name]) else text)
             if task.kind == "classification":
                 cells.append(f"{100 * entry['pooled_accuracy']:.1f}")
-            lines.append(f"| {label} | " + " | ".join(cells) + f" | {len(entry['folds'])} |")
+            lines.append(f"| {label}{schedule_note(entry['init'])} | " + " | ".join(cells) + f" | {len(entry['folds'])} |")
     lines += ["", "Figures: `figures/` (bars per metric with fold dots, confusion matrices, segmentation overlays).", ""]
     return "\n".join(lines)
 

@@ -25,7 +25,12 @@ DEFAULT_STD = (0.25, 0.25, 0.25)
 
 @dataclass
 class EncoderMeta:
-    """What ``encoder.json`` holds."""
+    """What ``encoder.json`` holds.
+
+    ``steps_done`` / ``steps_planned``: optimizer steps trained and steps the schedule (learning
+    rate, EMA momentum) was built for; fewer done than planned means the fit was cut short
+    (``max_time``, a signal, an exception). ``None``: not recorded (older exports).
+    """
 
     arch: str
     library: Literal["torchvision", "timm"] = "torchvision"
@@ -35,6 +40,13 @@ class EncoderMeta:
     classes: list[str] = field(default_factory=list)
     source_checkpoint: str = ""
     method: str = "anaus"
+    steps_done: int | None = None
+    steps_planned: int | None = None
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the fit stopped before its planned steps."""
+        return self.steps_done is not None and self.steps_planned is not None and self.steps_done < self.steps_planned
 
 
 def build_backbone(arch: str, library: str = "torchvision") -> nn.Module:

@@ -82,11 +82,16 @@ def pool_regions_through_conv(conv: nn.Conv2d, features: torch.Tensor, weights: 
     ``sum_n w_n (W * f)_n = sum_t W_t sum_n w_{n - t} f_n + b sum_n w_n``. The shifted masks
     cost ``K * taps`` poolings instead of a full-resolution convolution (16x fewer
     multiply-adds for the 3x3, 256-channel FPN output at 56 x 56 cells with K = 16).
+    Any other convolution (stride, dilation, groups, non-zero padding mode, even kernel,
+    a subclass with its own forward) is refused: the identity would not hold exactly.
     """
     kh, kw = conv.kernel_size
     same = conv.padding == ((kh - 1) // 2, (kw - 1) // 2) and kh % 2 == 1 and kw % 2 == 1
-    if conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1 or not same:
-        raise ValueError(f"{conv} is not a 'same' stride-1 ungrouped convolution; pool its output instead")
+    own_forward = type(conv).forward is not nn.Conv2d.forward or type(conv)._conv_forward is not nn.Conv2d._conv_forward
+    if (own_forward or conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1
+            or conv.padding_mode != "zeros" or not same):
+        raise ValueError(f"{conv} is not a plain 'same' zero-padded stride-1 undilated ungrouped nn.Conv2d, "
+                         "which the pooled shortcut reproduces exactly; pool its output instead")
     b, k, _ = weights.shape
     h, w = features.shape[-2:]
     # unfold row (k, i, j) at cell n holds w_k at n + (i, j) - padding: the mask shifted by the flipped tap.

@@ -3,14 +3,17 @@
 * epochs ``[0, adapter_epochs)``: phase **adapter**. The ``adapter_trainable``
   parts (paper: the encoder adapters only) learn the domain with SAM's own
   prompts drawn from the ground truth: a random positive click and a jittered
-  box per present class.
+  box per present class. The loss is the paper's ``(1 - a) BCE + a Dice``; the IoU
+  head's MSE reaches the adapters only with ``adapter_iou_loss: true``.
 * epochs ``[adapter_epochs, max_epochs)``: phase **prompt**. Encoder and
   adapters frozen (run without gradients); the ``prompt_trainable`` parts
   (latent prompt engine and mask decoder) learn to delineate every vocabulary
   class with no external prompt.
 
 The phase is a function of the epoch, so resuming from ``last.ckpt`` resumes
-the right phase with its own cosine schedule. Parts trainable in neither phase
+the right phase with its own cosine schedule. SAM prompts are drawn with one
+generator per micro-batch seeded from ``(seed, global rank, global step, batch index)``
+(:mod:`anaus_pl.randomness`). Parts trainable in neither phase
 are frozen (``requires_grad=False``); parts idle in the current phase get no
 update (their gradients are dropped before the optimizer step, and they are
 skipped by the forward pass where possible), which is why DDP needs
@@ -33,6 +36,7 @@ from torchmetrics.segmentation import DiceScore, MeanIoU
 from anaus_pl.losses.segmentation import bce_dice_loss
 from anaus_pl.models.lpsam import LPSAM, LPSAMConfig, build_lpsam, count_parameters
 from anaus_pl.models.prompt_sampling import sample_prompts
+from anaus_pl.randomness import run_seed, step_generator
 from anaus_pl.tasks.overlays import comparison_grid, prediction_labels
 
 log = logging.getLogger(__name__)
@@ -63,7 +67,7 @@ class AdaptTask(LightningModule):
                  prompt_trainable: Sequence[str] = ("prompt_engine", "mask_decoder"),
                  adapter_lr: float = 5e-4, prompt_lr: float = 5e-4, weight_decay: float = 1e-4,
                  warmup_steps: int = 0, dice_weight: float = 0.15, iou_weight: float = 1.0,
-                 box_jitter: float = 0.1, overlay_images: int = 4) -> None:
+                 box_jitter: float = 0.1, overlay_images: int = 4, adapter_iou_loss: bool = False) -> None:
         super().__init__()
         config = model if isinstance(model, LPSAMConfig) else LPSAMConfig(**(model or {}))
         for name, parts in (("adapter_trainable", adapter_trainable), ("prompt_trainable", prompt_trainable)):
@@ -183,11 +187,15 @@ class AdaptTask(LightningModule):
         return sum(p.sum() for part in self.trainable[self.phase] for p in groups[part] if p.requires_grad) * 0.0
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        iou_weight = self.hparams.iou_weight
         if self.phase == "adapter":
-            logits, iou, masks = self._prompted(batch)
+            generator = step_generator(run_seed(), self.global_rank, self.global_step, batch_idx, batch["image"].device)
+            logits, iou, masks = self._prompted(batch, generator)
             if logits is None:
                 return self._zero_loss()
             mask_loss, iou_loss = self._loss(logits, iou, masks)
+            if not self.hparams.adapter_iou_loss:  # paper: (1 - a) BCE + a Dice only; the IoU MSE is logged
+                iou_weight, iou_loss = 0.0, iou_loss.detach()
         else:
             # only the (image, class) pairs the image's data set annotates are decoded and supervised
             pairs = batch["annotated"].nonzero()
@@ -197,7 +205,7 @@ class AdaptTask(LightningModule):
             logits, iou = self.model.decode_latent_pairs(batch["image"], embeddings, pairs)
             targets = self._targets(batch)[pairs[:, 0], pairs[:, 1]]
             mask_loss, iou_loss = self._loss(self.model.upsample(logits), iou, targets)
-        loss = mask_loss + self.hparams.iou_weight * iou_loss
+        loss = mask_loss + iou_weight * iou_loss
         size = batch["image"].shape[0]
         self.log_dict({f"train/{self.phase}_mask_loss": mask_loss, f"train/{self.phase}_iou_loss": iou_loss},
                       batch_size=size)

@@ -10,6 +10,9 @@ Per step, for every scale ``s`` (one backbone pass per branch serves all scales)
   both views, shared by both views and both networks (see :mod:`anaus_pl.models.regions`);
 * the core crop of view 1 is corrupted for the online branch, the clean core of view 2
   feeds the target, with their own shared K ids.
+
+Corruption and region draws use one generator per micro-batch seeded from
+``(seed, global rank, global step, batch index)`` (:mod:`anaus_pl.randomness`).
 """
 
 from __future__ import annotations
@@ -23,18 +26,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import LightningModule
+from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
 from anaus_pl.data.corruption import CorruptionConfig, corrupt
 from anaus_pl.data.view_grid import view_grid
 from anaus_pl.losses.alignment import region_alignment_loss
+from anaus_pl.losses.byol import byol_loss
 from anaus_pl.losses.core_region import CoreLossKind, core_region_loss
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, EncoderMeta, save_encoder
 from anaus_pl.models.heads import ScaleHeads
 from anaus_pl.models.regions import Weighting, distinct_per_row, region_areas, region_fractions, region_weights, sample_region_ids
+from anaus_pl.randomness import run_seed, step_generator
 
 log = logging.getLogger(__name__)
 Regions = dict[str, tuple[torch.Tensor, torch.Tensor]]  # scale -> (fractions (B, R, s, s), ids (B, K))
@@ -81,6 +86,9 @@ class PretrainTask(LightningModule):
         tau: alignment temperature.
         lambda_ctx: weight of the core-region term.
         use_alignment, use_core: ablation switches.
+        alignment_loss: ``infonce`` (the paper's region InfoNCE with negatives) or ``byol``
+            (BYOL's normalised MSE to the other view's target, no negatives; with
+            ``mask_source: none`` and ``use_core: false`` it is image-level BYOL).
         core_loss: ``normalized`` (squared L2 on unit vectors) or ``mse`` (released code).
         corruption: the online core crop's corruption rates.
         base_momentum: target EMA momentum at step 0 (cosine to 1).
@@ -113,6 +121,7 @@ class PretrainTask(LightningModule):
         lambda_ctx: float = 1.0,
         use_alignment: bool = True,
         use_core: bool = True,
+        alignment_loss: Literal["infonce", "byol"] = "infonce",
         core_loss: CoreLossKind = "normalized",
         corruption: CorruptionConfig | None = None,
         base_momentum: float = 0.99,
@@ -133,6 +142,8 @@ class PretrainTask(LightningModule):
         self.save_hyperparameters()
         if not (use_alignment or use_core):
             raise ValueError("model.use_alignment and model.use_core are both false: nothing to train")
+        if alignment_loss not in ("infonce", "byol"):
+            raise ValueError(f"model.alignment_loss must be 'infonce' or 'byol', got {alignment_loss!r}")
         if optimizer not in ("lars", "adamw"):
             raise ValueError(f"model.optimizer must be 'lars' or 'adamw', got {optimizer!r}")
         self.scales = list(scales)
@@ -154,7 +165,8 @@ class PretrainTask(LightningModule):
         normalized = (images.expand(-1, 3, -1, -1) - self.pixel_mean) / self.pixel_std
         return normalized.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else normalized
 
-    def draw_regions(self, mask_a: torch.Tensor, mask_b: torch.Tensor, image_size: int, num_ids: int) -> tuple[Regions, Regions, Slots]:
+    def draw_regions(self, mask_a: torch.Tensor, mask_b: torch.Tensor, image_size: int, num_ids: int,
+                     generator: torch.Generator | None = None) -> tuple[Regions, Regions, Slots]:
         """Region fractions of each label map at every scale and K ids per scale shared by both.
 
         Returns the regions of ``a``, those of ``b`` and the slots ``{scale: (ids, valid)}``.
@@ -164,7 +176,7 @@ class PretrainTask(LightningModule):
         regions_b: Regions = {}
         slots: Slots = {}
         for scale, size in scale_sizes(self.scales, image_size).items():
-            ids, valid = sample_region_ids(areas_a, areas_b, self.hparams.regions_per_view, self.hparams.region_weighting)
+            ids, valid = sample_region_ids(areas_a, areas_b, self.hparams.regions_per_view, self.hparams.region_weighting, generator)
             regions_a[scale] = (region_fractions(mask_a, num_ids, size), ids)
             regions_b[scale] = (region_fractions(mask_b, num_ids, size), ids)
             slots[scale] = (ids, valid)
@@ -179,9 +191,17 @@ class PretrainTask(LightningModule):
             targets = self.target(x, regions)
         return predictions, targets
 
-    def compute_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Every loss term and diagnostic of one batch (keys ``align/<scale>``, ``core/<scale>``, ``loss`` ...)."""
+    def step_generator(self, batch_idx: int = 0) -> torch.Generator:
+        """The generator of this rank's corruption and region draws for micro-batch ``batch_idx`` of this step."""
+        return step_generator(run_seed(), self.global_rank, self.global_step, batch_idx, self.device)
+
+    def compute_losses(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Every loss term and diagnostic of one batch (keys ``align/<scale>``, ``core/<scale>``, ``loss`` ...).
+
+        ``generator`` drives the corruption and region draws (default: :meth:`step_generator`).
+        """
         hp = self.hparams
+        generator = generator or self.step_generator()
         b = batch["view1"].shape[0]
         masks = [batch[k].long() for k in ("mask1", "mask2", "core_mask1", "core_mask2")]
         num_ids = int(max(m.max() for m in masks)) + 1
@@ -189,21 +209,27 @@ class PretrainTask(LightningModule):
         total = torch.zeros((), device=masks[0].device)
         if hp.use_alignment:
             views = torch.cat([batch["view1"], batch["view2"]]).float() / 255.0
-            regions_1, regions_2, slots = self.draw_regions(masks[0], masks[1], views.shape[-1], num_ids)
+            regions_1, regions_2, slots = self.draw_regions(masks[0], masks[1], views.shape[-1], num_ids, generator)
             both = {s: (torch.cat([regions_1[s][0], regions_2[s][0]]), torch.cat([regions_1[s][1], regions_2[s][1]])) for s in self.scales}
             predictions, targets = self.embed(views, both)
             stats = []
             for s in self.scales:
                 ids, valid = slots[s]
-                result = region_alignment_loss(predictions[s][:b], predictions[s][b:], targets[s][:b], targets[s][b:], ids, valid, hp.tau)
-                out[f"align/{s}"] = result.loss
-                total = total + result.loss
-                stats.append(torch.stack([result.positive_similarity, result.negative_similarity, distinct_per_row(ids).float().mean()]))
-            out["positive_similarity"], out["negative_similarity"], out["regions_per_image"] = torch.stack(stats).mean(0)
+                online, target = (predictions[s][:b], predictions[s][b:]), (targets[s][:b], targets[s][b:])
+                if hp.alignment_loss == "byol":
+                    out[f"align/{s}"] = byol_loss(*online, *target, valid)
+                    stats.append(distinct_per_row(ids).float().mean()[None])
+                else:
+                    result = region_alignment_loss(*online, *target, ids, valid, hp.tau)
+                    out[f"align/{s}"] = result.loss
+                    stats.append(torch.stack([distinct_per_row(ids).float().mean(), result.positive_similarity, result.negative_similarity]))
+                total = total + out[f"align/{s}"]
+            names = ("regions_per_image", "positive_similarity", "negative_similarity")
+            out.update(zip(names, torch.stack(stats).mean(0)))
         if hp.use_core:
-            core_online = corrupt(batch["core1"].float() / 255.0, self.corruption)
+            core_online = corrupt(batch["core1"].float() / 255.0, self.corruption, generator)
             core_target = batch["core2"].float() / 255.0
-            regions_1, regions_2, slots = self.draw_regions(masks[2], masks[3], core_online.shape[-1], num_ids)
+            regions_1, regions_2, slots = self.draw_regions(masks[2], masks[3], core_online.shape[-1], num_ids, generator)
             predictions = {s: self.predictors(s, z) for s, z in self.online(self.normalize(core_online), regions_1).items()}
             with torch.no_grad():
                 targets = self.target(self.normalize(core_target), regions_2)
@@ -216,7 +242,7 @@ class PretrainTask(LightningModule):
         return out
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        out = self.compute_losses(batch)
+        out = self.compute_losses(batch, self.step_generator(batch_idx))
         b = batch["view1"].shape[0]
         scalars = {f"train/{k}": v for k, v in out.items() if v.ndim == 0}
         scalars["train/momentum"] = torch.tensor(self.momentum)
@@ -265,8 +291,9 @@ class PretrainTask(LightningModule):
         else:
             optimizer = torch.optim.AdamW(groups, lr=lr)
         total = int(self.trainer.estimated_stepping_batches)
-        steps_per_epoch = total / max(self.trainer.max_epochs or 1, 1)
-        warmup = max(1, int(round(hp.warmup_epochs * steps_per_epoch)))
+        self.trainer.fit_loop.setup_data()  # sizes the epoch (num_training_batches); a no-op when done
+        steps_per_epoch = math.ceil(self.trainer.num_training_batches / self.trainer.accumulate_grad_batches)
+        warmup = min(total, max(1, int(round(hp.warmup_epochs * steps_per_epoch))))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, warmup, total))
         log.info("optimizer %s, lr %.4g, %d steps (%d warm-up)", hp.optimizer, lr, total, warmup)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
@@ -275,6 +302,7 @@ class PretrainTask(LightningModule):
     def encoder_meta(self, source_checkpoint: str = "") -> EncoderMeta:
         datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
         views = getattr(datamodule, "views", None)
+        planned = self._trainer.estimated_stepping_batches if self._trainer else None
         return EncoderMeta(
             arch=self.hparams.arch,
             library=self.hparams.library,
@@ -283,23 +311,37 @@ class PretrainTask(LightningModule):
             std=tuple(self.hparams.std),
             classes=list(getattr(datamodule, "classes", []) or []),
             source_checkpoint=source_checkpoint,
+            steps_done=self._trainer.global_step if self._trainer else None,
+            steps_planned=int(planned) if planned is not None and math.isfinite(planned) else None,
         )
 
-    def export_encoder(self, out_dir: str | Path, source_checkpoint: str = "") -> Path:
-        """Write the online backbone as ``encoder.pt`` + ``encoder.json`` (DESIGN.md contract)."""
-        return save_encoder(self.online.encoder.backbone, self.encoder_meta(source_checkpoint), out_dir)
+    def export_encoder(self, out_dir: str | Path, source_checkpoint: str = "", reason: str = "") -> Path:
+        """Write the online backbone as ``encoder.pt`` + ``encoder.json``; a WARNING when the schedule was cut short."""
+        meta = self.encoder_meta(source_checkpoint)
+        path = save_encoder(self.online.encoder.backbone, meta, out_dir)
+        if meta.truncated:
+            log.warning("pretraining stopped after %d of %d planned steps%s: %s holds a partly trained encoder "
+                        "(learning rate and EMA momentum mid-schedule); encoder.json records it",
+                        meta.steps_done, meta.steps_planned, f" ({reason})" if reason else "", path)
+        return path
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep what ``encoder.json`` needs (input size, classes) so ``anaus-pl export`` needs no datamodule."""
         checkpoint["encoder_meta"] = asdict(self.encoder_meta())
 
+    def export_dir(self) -> str:
+        return self.hparams.export_dir or (self.logger.log_dir if self.logger else self.trainer.default_root_dir)
+
     def on_fit_end(self) -> None:
         if not self.trainer.is_global_zero:
             return
-        out_dir = self.hparams.export_dir or (self.logger.log_dir if self.logger else self.trainer.default_root_dir)
         ckpt = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or ""
-        path = self.export_encoder(out_dir, ckpt)
+        reason = "max_time or a stop request" if self.trainer.global_step < self.trainer.estimated_stepping_batches else ""
+        path = self.export_encoder(self.export_dir(), ckpt, reason)
         log.info("exported the encoder to %s", path)
+
+    def configure_callbacks(self) -> list[Callback]:
+        return [ExportOnInterrupt()]
 
     # ----------------------------------------------------------------- pictures
     def _log_view_grid(self, batch: dict[str, torch.Tensor], core_online: torch.Tensor | None, rows: int = 4) -> None:
@@ -315,3 +357,17 @@ class PretrainTask(LightningModule):
             grid_rows.append(row)
         size = batch["view1"].shape[-1]
         self.logger.experiment.add_image("views/view1_view2_core-online_core-target", view_grid(grid_rows, size), self.global_step)
+
+
+class ExportOnInterrupt(Callback):
+    """When a signal or an exception stops the fit after some steps, export what was trained (recorded as such)."""
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if not trainer.is_global_zero or trainer.global_step == 0 or not isinstance(pl_module, PretrainTask):
+            return
+        try:
+            path = pl_module.export_encoder(pl_module.export_dir(), reason=f"{type(exception).__name__}: {exception}")
+        except Exception:  # never hide the exception that stopped the fit
+            log.exception("could not export the encoder after %s", type(exception).__name__)
+            return
+        log.warning("exported the partly trained encoder to %s", path)

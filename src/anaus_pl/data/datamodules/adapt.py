@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 from anaus_pl.data.layouts import Layout, SampleRef, get_layout
 from anaus_pl.data.letterbox import letterbox
 from anaus_pl.data.vocabulary import AnatomyVocabulary
+from anaus_pl.randomness import SampleStreams
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,15 @@ class PairAugment:
 
 
 class PairDataset(Dataset):
-    """Letterboxed pairs: ``image`` float ``(1, S, S)`` in [0, 1], ``label`` int64 ``(S, S)``, ``annotated`` bool ``(C,)``."""
+    """Letterboxed pairs: ``image`` float ``(1, S, S)`` in [0, 1], ``label`` int64 ``(S, S)``, ``annotated`` bool ``(C,)``.
+
+    The augmentation of pair ``i`` is seeded from ``(seed, rank, epoch, i)`` by ``streams``.
+    """
 
     def __init__(self, items: list[PairItem], vocabulary: AnatomyVocabulary, size: int,
-                 transform: A.Compose | None = None, cache: bool = True) -> None:
+                 transform: A.Compose | None = None, cache: bool = True, streams: SampleStreams | None = None) -> None:
         self.items, self.vocabulary, self.size, self.transform = items, vocabulary, size, transform
+        self.streams = streams or SampleStreams()
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
 
     def __len__(self) -> int:
@@ -101,6 +106,7 @@ class PairDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         image, label = self._letterboxed(index)
         if self.transform is not None:
+            self.streams.reseed(self.transform, index)
             out = self.transform(image=image, mask=label)
             image, label = out["image"], out["mask"]
         item = self.items[index]
@@ -166,7 +172,8 @@ class AdaptDataModule(LightningDataModule):
         self.val_set = PairDataset(val, self.vocabulary, self.image_size, None, self.cache)
 
     def _loader(self, dataset: PairDataset, shuffle: bool) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
+        seeding = dataset.streams.loader_arguments(dataset) if shuffle else {}
+        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, **seeding,
                           persistent_workers=self.num_workers > 0, drop_last=shuffle and len(dataset) > self.batch_size)
 
     def train_dataloader(self) -> DataLoader:

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from anaus_pl.data.layouts.base import Layout, SampleRef
 from anaus_pl.data.letterbox import letterbox
+from anaus_pl.randomness import SampleStreams
 
 
 @dataclass
@@ -82,8 +83,10 @@ def train_augmentation(size: int, crop_scale: tuple[float, float] = (0.8, 1.0)) 
 class ArrayDataset(Dataset):
     """Items of a :class:`LoadedTask`: ``image`` float (1, S, S) in [0, 1], ``mask`` float (S, S), ``label``, ``index``."""
 
-    def __init__(self, data: LoadedTask, indices: np.ndarray, transform: A.Compose | None = None) -> None:
+    def __init__(self, data: LoadedTask, indices: np.ndarray, transform: A.Compose | None = None,
+                 streams: SampleStreams | None = None) -> None:
         self.data, self.indices, self.transform = data, np.asarray(indices), transform
+        self.streams = streams or SampleStreams()  # seeds the transform per (seed, rank, epoch, item)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -93,6 +96,7 @@ class ArrayDataset(Dataset):
         image = self.data.images[index]
         mask = self.data.masks[index] if self.data.masks is not None else None
         if self.transform is not None:
+            self.streams.reseed(self.transform, item)
             out = self.transform(image=image, **({"mask": mask} if mask is not None else {}))
             image, mask = out["image"], out.get("mask")
         batch = {"image": torch.from_numpy(np.ascontiguousarray(image)).float().div(255).unsqueeze(0),
@@ -117,10 +121,10 @@ class FoldDataModule(LightningDataModule):
 
     def _loader(self, part: str) -> DataLoader:
         training = part == "train"
-        dataset = ArrayDataset(self.data, self.parts[part], self.transform if training else None)
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=training, drop_last=training and len(dataset) > self.batch_size,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          generator=torch.Generator().manual_seed(self.seed) if training else None)
+        dataset = ArrayDataset(self.data, self.parts[part], self.transform if training else None, SampleStreams(self.seed))
+        seeding = dataset.streams.loader_arguments(dataset) if training else {}
+        return DataLoader(dataset, batch_size=self.batch_size, drop_last=training and len(dataset) > self.batch_size,
+                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0, **seeding)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

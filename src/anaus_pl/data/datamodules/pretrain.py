@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from anaus_pl.data.anatomy_store import AnatomyStore, StoreError
 from anaus_pl.data.views import MaskSource, TwoViewTransform, ViewConfig, grid_label_map
+from anaus_pl.randomness import SampleStreams
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,16 @@ class TwoViewStoreDataset(Dataset):
     ``core1, core2 (1, Sc, Sc)``, ``core_mask1, core_mask2 (Sc, Sc)``.
 
     ``mask_source`` chooses the regions: ``anatomy`` (the store's label maps),
-    ``grid`` (DetCon's ``grid_cells x grid_cells`` grid), ``none`` (the whole frame, image-level BYOL).
+    ``grid`` (DetCon's ``grid_cells x grid_cells`` grid), ``none`` (the whole frame, image-level).
+    The draws of sample ``i`` are seeded from ``(seed, rank, epoch, i)`` by ``streams``.
     """
 
-    def __init__(self, store: AnatomyStore, transform: TwoViewTransform, mask_source: MaskSource = "anatomy", grid_cells: int = 4) -> None:
+    def __init__(self, store: AnatomyStore, transform: TwoViewTransform, mask_source: MaskSource = "anatomy", grid_cells: int = 4,
+                 streams: SampleStreams | None = None) -> None:
         if mask_source not in ("anatomy", "grid", "none"):
             raise ValueError(f"mask_source must be 'anatomy', 'grid' or 'none', got {mask_source!r}")
         self.store, self.transform, self.mask_source, self.grid_cells = store, transform, mask_source, grid_cells
+        self.streams = streams or SampleStreams()
 
     def __len__(self) -> int:
         return len(self.store)
@@ -49,6 +53,7 @@ class TwoViewStoreDataset(Dataset):
         h, w = record["valid_hw"]
         if h < 8 or w < 8:
             raise StoreError(f"{self.store.path}: frame {index} ({record['source']}) has valid size {h}x{w}; re-annotate it")
+        self.transform.reseed(self.streams.seed_of(index))
         sample = self.transform(record["image"], self._label_map(record), (h, w))
         out = {}
         for v in (0, 1):
@@ -57,15 +62,6 @@ class TwoViewStoreDataset(Dataset):
             out[f"core{v + 1}"] = _as_tensor(sample.cores[v])[None]
             out[f"core_mask{v + 1}"] = _as_tensor(sample.core_masks[v])
         return out
-
-
-def _seed_worker(worker_id: int) -> None:
-    """Distinct numpy/random streams per worker (albumentations draws from them)."""
-    import random
-
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
 
 
 class PretrainDataModule(LightningDataModule):
@@ -115,14 +111,14 @@ class PretrainDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         assert self.store is not None, "setup() first"
-        dataset = TwoViewStoreDataset(self.store, TwoViewTransform(self.views), self.mask_source, self.grid_cells)
+        streams = SampleStreams()
+        dataset = TwoViewStoreDataset(self.store, TwoViewTransform(self.views), self.mask_source, self.grid_cells, streams)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
-            shuffle=True,
             drop_last=True,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            worker_init_fn=_seed_worker,
+            **streams.loader_arguments(dataset),
             pin_memory=torch.cuda.is_available(),
         )
