@@ -20,3 +20,11 @@ def test_fit_help_runs_through_lightning_cli():
     result = subprocess.run([sys.executable, "-m", "anaus_pl.cli", "fit", "--help"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "--trainer.precision" in result.stdout and "--model" in result.stdout
+
+
+def test_lightning_loops_no_stage_defines_are_not_offered(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "  test " not in out and "  predict " not in out
+    assert main(["predict", "--config", "stages/annotate.yaml"]) == 2
+    assert "unknown command 'predict'" in capsys.readouterr().err

@@ -286,7 +286,7 @@ class PretrainTask(LightningModule):
         )
 
     def export_encoder(self, out_dir: str | Path, source_checkpoint: str = "") -> Path:
-        """Write the online backbone as ``encoder.pt`` + ``encoder.json`` (DESIGN.md contract)."""
+        """Write the online backbone as ``encoder.pt`` + ``encoder.json`` (the contract of docs/INTERFACES.md)."""
         return save_encoder(self.online.encoder.backbone, self.encoder_meta(source_checkpoint), out_dir)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
