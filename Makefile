@@ -61,7 +61,7 @@ install: $(STAMP)
 # The versions pinned for `make install`: what this environment resolved (torch's own wheels excluded).
 constraints: $(STAMP)
 	{ sed -n '1,/^# Regenerate/p' constraints.txt; \
-	  $(BIN)/python -m pip freeze --exclude-editable | grep -vE '^(torch|torchvision|triton|nvidia-[^=]*)=='; } > constraints.txt.new
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -vE '^(torch|torchvision|triton|nvidia-[^=]*|cuda-[^=]*)=='; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
 $(PHANTOM_DONE): | $(STAMP)
