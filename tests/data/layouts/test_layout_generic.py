@@ -175,3 +175,12 @@ def test_evaluate_runs_a_datalist_and_a_folder_task(seg_csv: Path, cls_tree: Pat
         results = sorted((out / "results" / task / "random").glob("fold*.json"))
         assert len(results) == 2
         assert all(0.0 <= json.loads(path.read_text())["metrics"][metric] <= 1.0 for path in results)
+
+
+def test_image_only_datalist_feeds_annotate(seg_tree: Path, tmp_path: Path) -> None:
+    from anaus_pl.data.frame_sources import FrameInput, index_inputs
+
+    (tmp_path / "frames.csv").write_text("image\nmydata/images/pat0_scan0.png\nmydata/images/pat3_scan11.png\n")
+    refs, layouts = index_inputs([FrameInput(path=str(tmp_path / "frames.csv"), layout="datalist")])
+    assert layouts[0].task == "frames" and [Path(ref.source).name for ref in refs] == ["pat0_scan0.png", "pat3_scan11.png"]
+    np.testing.assert_array_equal(layouts[0].load(refs[1].layout_ref).image, _scan(11)[0])
