@@ -21,7 +21,7 @@ os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
 LIGHTNING_COMMANDS: dict[str, str] = {
     "fit": "train a stage's LightningModule (adapt, pretrain) from --config stages/<stage>.yaml",
-    "validate": "score a checkpoint on a stage's held-out split (adapt: Dice per class; add --ckpt_path)",
+    "validate": "score a checkpoint on a stage's held-out split (adapt: held-out Dice; add --ckpt_path)",
     "annotate": "label unlabeled frames with LP-SAM into the HDF5 anatomy store (--config stages/annotate.yaml)",
 }
 
