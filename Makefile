@@ -1,12 +1,28 @@
 # anaus-pl: every target sets up its own virtual environment on first use.
-#   make            run the whole chain on the embedded phantom default
-#   make test       install, then run the full test suite (what CI runs)
+#   make                    run the whole chain on the embedded phantom default
+#   make test               install, then run the full test suite (what CI runs)
+#   make install TORCH=cpu  choose the torch build: cu130 (default), cu126 or cpu (see README, "Install")
+#   make RUN=trial2         every stage reads and writes runs/<stage>/trial2/ (default: runs/<stage>/default/)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 RUN ?= default
+TORCH ?= cu130
+TORCH_VERSION := 2.14.1
+TORCHVISION_VERSION := 0.29.1
+# Where each build comes from: PyPI's Linux wheels are the CUDA 13.0 build; the others are on PyTorch's index.
+TORCH_SOURCE_cu130 :=
+TORCH_SOURCE_cu126 := --index-url https://download.pytorch.org/whl/cu126
+TORCH_SOURCE_cpu := --index-url https://download.pytorch.org/whl/cpu
+TORCH_LABEL_cu130 :=
+TORCH_LABEL_cu126 := +cu126
+TORCH_LABEL_cpu := +cpu
+ifeq ($(filter $(TORCH),cpu cu126 cu130),)
+$(error TORCH=$(TORCH): choose cpu, cu126 or cu130)
+endif
+TORCH_CHOICE := $(VENV)/.torch-choice
 PHANTOM := data/phantom
 PHANTOM_DONE := $(PHANTOM)/.complete
 ADAPT_CKPT := runs/adapt/$(RUN)/checkpoints/last.ckpt
@@ -18,47 +34,67 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export JSONARGPARSE_DEPRECATION_WARNINGS := off
 export PYTHONUNBUFFERED := 1
 
-.PHONY: all install data montage adapt annotate pretrain evaluate chain test test-fast test-slurm bench study clean-runs
+.PHONY: all install constraints data montage adapt annotate pretrain evaluate chain test test-fast test-slurm bench study clean-runs FORCE
 
 all: chain
 
 chain: adapt annotate pretrain evaluate
 
-$(STAMP): pyproject.toml
+# Rewritten only when TORCH changes, so that a new choice reinstalls torch.
+$(TORCH_CHOICE): FORCE
+	@mkdir -p $(VENV)
+	@[ "$$(cat $@ 2>/dev/null)" = "$(TORCH)" ] || echo "$(TORCH)" > $@
+
+$(STAMP): pyproject.toml constraints.txt $(TORCH_CHOICE)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# torch and torchvision first, pinned as a pair that imports together
-	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install -q -e '.[dev,litemedsam,formats]'
+	# torch and torchvision first, pinned as a pair built for TORCH=$(TORCH); another build is replaced
+	if [ "$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null)" \
+	     != "$(TORCH_VERSION)$(TORCH_LABEL_$(TORCH))" ]; then $(BIN)/python -m pip uninstall -q -y torch torchvision; fi
+	$(BIN)/python -m pip install -q $(TORCH_SOURCE_$(TORCH)) \
+	  torch==$(TORCH_VERSION)$(TORCH_LABEL_$(TORCH)) torchvision==$(TORCHVISION_VERSION)$(TORCH_LABEL_$(TORCH))
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,litemedsam,formats]'
 	touch $@
 
 install: $(STAMP)
+
+# The versions pinned for `make install`: what this environment resolved (torch's own wheels excluded).
+constraints: $(STAMP)
+	{ sed -n '1,/^# Regenerate/p' constraints.txt; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -vE '^(torch|torchvision|triton|nvidia-[^=]*|cuda-[^=]*)=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 $(PHANTOM_DONE): | $(STAMP)
 	$(BIN)/anaus-pl phantom --out $(PHANTOM) --seed 0 --size small
 
 data: $(PHANTOM_DONE)
 
+# Each stage's command; `make <stage>` always runs it, a later stage runs it only when its output is missing.
+ADAPT = $(BIN)/anaus-pl fit --config stages/adapt.yaml --run $(RUN)
+ANNOTATE = $(BIN)/anaus-pl annotate --config stages/annotate.yaml --run $(RUN)
+PRETRAIN = $(BIN)/anaus-pl fit --config stages/pretrain.yaml --run $(RUN)
+EVALUATE = $(BIN)/anaus-pl evaluate --config stages/evaluate.yaml --run $(RUN)
+
 adapt: $(STAMP) $(PHANTOM_DONE)
-	$(BIN)/anaus-pl fit --config stages/adapt.yaml
+	$(ADAPT)
 
-$(ADAPT_CKPT):
-	test -f $@ || $(MAKE) adapt
+$(ADAPT_CKPT): | $(STAMP) $(PHANTOM_DONE)
+	$(ADAPT)
 
-annotate: $(STAMP) $(PHANTOM_DONE) $(ADAPT_CKPT)
-	$(BIN)/anaus-pl annotate --config stages/annotate.yaml
+annotate: $(STAMP) $(PHANTOM_DONE) | $(ADAPT_CKPT)
+	$(ANNOTATE)
 
-$(STORE):
-	test -f $@ || $(MAKE) annotate
+$(STORE): | $(STAMP) $(PHANTOM_DONE) $(ADAPT_CKPT)
+	$(ANNOTATE)
 
-pretrain: $(STAMP) $(STORE)
-	$(BIN)/anaus-pl fit --config stages/pretrain.yaml
+pretrain: $(STAMP) | $(STORE)
+	$(PRETRAIN)
 
-$(ENCODER):
-	test -f $@ || $(MAKE) pretrain
+$(ENCODER): | $(STAMP) $(STORE)
+	$(PRETRAIN)
 
-evaluate: $(STAMP) $(PHANTOM_DONE) $(ENCODER)
-	$(BIN)/anaus-pl evaluate --config stages/evaluate.yaml
+evaluate: $(STAMP) $(PHANTOM_DONE) | $(ENCODER)
+	$(EVALUATE)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -2,7 +2,7 @@
 
 ``ours``: one backbone pass per branch for all scales, one EMA update per step,
 vectorised corruption. ``released``: the same networks and losses run the way the
-released code runs them (``../shared/research/refcode.md`` section 3.4): the backbone
+released code runs them (see docs/PAPER_FIDELITY.md): the backbone
 and the whole FPN (3x3 output convolutions on full maps) rerun once per scale for the
 views and again for the two copies of the "com" crop, the label maps turned into
 cell masks per scale through a 256-id one-hot at full resolution

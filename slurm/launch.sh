@@ -9,17 +9,23 @@
 #                              else .venv/bin/activate if present)
 #   ANAUS_PL                   the command (default anaus-pl; e.g. "python -m anaus_pl.cli")
 #   ANAUS_TRAINER              device preset configs/trainer/<name>.yaml (default: ddp with GPUs, else cpu)
+#   ANAUS_PRECISION            Trainer precision (e.g. bf16-mixed). Unset: the stage config's own precision
+#                              when it sets one (the paper pretrain's fp32 stays fp32), else the preset's;
+#                              the job log says which and why
+#   ANAUS_RUN                  run name passed as --run: outputs under runs/<stage>/<run>/ (default: the
+#                              config's own, `default` for stages/*.yaml, `paper` for configs/paper/*.yaml)
+#   ANAUS_PYTHON               Python with PyYAML, to read the stage config's precision (default python)
 #   ANAUS_<STAGE>_COMMAND      subcommand (default ANAUS_STAGE_VERB)
 #   ANAUS_<STAGE>_CONFIG       stage YAML (default stages/<stage>.yaml)
 #   ANAUS_<STAGE>_STRATEGY     Lightning strategy, after the presets (default ddp; the adapt template sets
 #                              ddp_find_unused_parameters_true: each phase leaves a part of LP-SAM idle)
 #   ANAUS_<STAGE>_ROOT_DIR     the stage's fixed run directory: Lightning's default_root_dir, where the
-#                              requeue checkpoint hpc_ckpt_<n>.ckpt lives (default runs/<stage>/default)
+#                              requeue checkpoint hpc_ckpt_<n>.ckpt lives (default runs/<stage>/<ANAUS_RUN or default>)
 #   ANAUS_ARGS, ANAUS_<STAGE>_ARGS   extra CLI overrides, split on whitespace (all stages, then this one)
 #   ANAUS_<STAGE>_ARRAY_ARGS   for a job array: overrides with {} replaced by the array value
 #   ANAUS_<STAGE>_ARRAY_VALUES values indexed by SLURM_ARRAY_TASK_ID (default: the index itself)
 #   ANAUS_KEEP_HPC_CKPT=1      let a fresh (not requeued) job resume an earlier job's hpc checkpoint
-#   ANAUS_LIGHTNING_COMMANDS   subcommands that take --trainer.* (default "fit validate test predict annotate")
+#   ANAUS_LIGHTNING_COMMANDS   subcommands that take --trainer.* (default "fit validate annotate")
 # The batch script exits with srun's status, so a failed stage fails its job and the chain stops.
 
 set -uo pipefail
@@ -47,14 +53,21 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
 [[ -n "${SLURM_CPUS_PER_TASK:-}" ]] && export SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK
 
 var() { local name="ANAUS_${STAGE}_$1"; printf '%s' "${!name:-$2}"; }
+# yaml_precision FILE: the trainer.precision FILE sets (empty when it sets none or cannot be read)
+yaml_precision() {
+  "${ANAUS_PYTHON:-python}" -c 'import sys, yaml
+print(((yaml.safe_load(open(sys.argv[1])) or {}).get("trainer") or {}).get("precision") or "")' "$1" 2>/dev/null
+}
 
 verb=$(var COMMAND "${ANAUS_STAGE_VERB:?set by the sbatch template}")
+config=$(var CONFIG "stages/$stage.yaml")
 read -ra launcher <<<"${ANAUS_PL:-anaus-pl}"
-command=("${launcher[@]}" "$verb" --config "$(var CONFIG "stages/$stage.yaml")")
+command=("${launcher[@]}" "$verb" --config "$config")
+[[ -n ${ANAUS_RUN:-} ]] && command+=(--run "$ANAUS_RUN")
 
-if [[ " ${ANAUS_LIGHTNING_COMMANDS:-fit validate test predict annotate} " == *" $verb "* ]]; then
+if [[ " ${ANAUS_LIGHTNING_COMMANDS:-fit validate annotate} " == *" $verb "* ]]; then
   trainer=${ANAUS_TRAINER:-$([[ ${SLURM_GPUS_ON_NODE:-0} -gt 0 ]] && echo ddp || echo cpu)}
-  root_dir=$(var ROOT_DIR "runs/$stage/default")
+  root_dir=$(var ROOT_DIR "runs/$stage/${ANAUS_RUN:-default}")
   [[ -n "${SLURM_ARRAY_TASK_ID:-}" ]] && root_dir+="/task$SLURM_ARRAY_TASK_ID"
   mkdir -p "$root_dir"
   # Lightning resumes from the newest hpc_ckpt_<n>.ckpt in default_root_dir whenever it runs under
@@ -69,6 +82,19 @@ if [[ " ${ANAUS_LIGHTNING_COMMANDS:-fit validate test predict annotate} " == *" 
             --trainer.strategy "$(var STRATEGY ddp)"
             --trainer.num_nodes "${SLURM_JOB_NUM_NODES:-1}" --trainer.devices "${SLURM_NTASKS_PER_NODE:-1}"
             --trainer.default_root_dir "$root_dir")
+  # The device preset comes after the stage config: it must not change the stage's precision unasked.
+  preset_precision=$(yaml_precision "configs/trainer/$trainer.yaml")
+  stage_precision=$(yaml_precision "$config")
+  if [[ -n ${ANAUS_PRECISION:-} ]]; then
+    command+=(--trainer.precision "$ANAUS_PRECISION")
+    echo "anaus: precision $ANAUS_PRECISION (ANAUS_PRECISION)"
+  elif [[ -n $stage_precision ]]; then
+    command+=(--trainer.precision "$stage_precision")
+    echo "anaus: precision $stage_precision as $config sets it" \
+         "(the $trainer preset says ${preset_precision:-nothing}; ANAUS_PRECISION=... chooses another)"
+  else
+    echo "anaus: precision ${preset_precision:-(the Lightning default)} from configs/trainer/$trainer.yaml"
+  fi
 fi
 
 read -ra extra <<<"${ANAUS_ARGS:-} $(var ARGS "")"

@@ -19,7 +19,8 @@
 #                               pretrain 24:00:00, evaluate 08:00:00]; fit stages continue by requeue
 #   ANAUS_EVALUATE_ARRAY        array indices for evaluate, one fold (or task) each [0-4]; empty: no array
 #   ANAUS_EVALUATE_GPUS         GPUs per evaluate array task [1 if ANAUS_GPUS_PER_NODE > 0, else 0]
-# The job's command is shaped by the variables listed in slurm/launch.sh (ANAUS_ARGS, ANAUS_SITE, ...);
+# The job's command is shaped by the variables listed in slurm/launch.sh (ANAUS_ARGS, ANAUS_SITE, ANAUS_RUN,
+# ANAUS_PRECISION: the stage config keeps its own precision unless that one is set, and the job log says so, ...);
 # sbatch hands the submitting shell's environment to the jobs.
 set -euo pipefail
 

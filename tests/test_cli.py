@@ -37,3 +37,11 @@ def test_errors_are_one_line_unless_debug_is_asked_for(tmp_path, capsys, monkeyp
     monkeypatch.setenv("ANAUS_DEBUG", "1")
     with pytest.raises(CheckpointError):
         main(argv)
+
+
+def test_lightning_loops_no_stage_defines_are_not_offered(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "  test " not in out and "  predict " not in out
+    assert main(["predict", "--config", "stages/annotate.yaml"]) == 2
+    assert "unknown command 'predict'" in capsys.readouterr().err

@@ -1,8 +1,10 @@
 """The ``anaus-pl`` command.
 
 Training stages run through :class:`AnausCLI`, a LightningCLI in subclass mode
-(``fit``, ``validate``, ``test``, ``predict`` and the custom subcommands that
-are methods of :class:`AnausTrainer`). Commands that are not one Trainer run
+(``fit``, ``validate`` and the custom subcommands that are methods of
+:class:`AnausTrainer`). Lightning's ``test`` and ``predict`` are not offered: no
+stage defines a test or prediction loop of its own (evaluate tests encoders on
+held-out folds; annotate is the prediction stage). Commands that are not one Trainer run
 (``phantom``, ``datasets``, ``evaluate``, ``export``, ...) are plain functions
 registered in :data:`COMMANDS` and imported only when called.
 
@@ -22,9 +24,7 @@ os.environ.setdefault("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
 
 LIGHTNING_COMMANDS: dict[str, str] = {
     "fit": "train a stage's LightningModule (adapt, pretrain) from --config stages/<stage>.yaml",
-    "validate": "run a stage's validation loop on a checkpoint",
-    "test": "run a stage's test loop on a checkpoint",
-    "predict": "run a stage's prediction loop",
+    "validate": "score a checkpoint on a stage's held-out split (adapt: held-out Dice; add --ckpt_path)",
     "annotate": "label unlabeled frames with LP-SAM into the HDF5 anatomy store (--config stages/annotate.yaml)",
 }
 

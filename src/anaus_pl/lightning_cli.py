@@ -10,7 +10,10 @@ from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 
 from anaus_pl.requeue import RequeueAtStepBoundary, SLURMStepRequeue
+from anaus_pl.run_name import RunName, fill_run
 from anaus_pl.tasks.annotate_writer import StoreOptions
+
+log = logging.getLogger("anaus_pl")
 
 
 def configure_logging(level: int = logging.INFO) -> None:
@@ -87,6 +90,24 @@ class AnausCLI(LightningCLI):
             trainer_class=AnausTrainer,
             **kwargs,
         )
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_argument("--run", type=RunName, default="default",
+                            help="run name: replaces {run} in every config value, so runs/<stage>/{run}/ keeps runs apart")
+
+    def before_instantiate_classes(self) -> None:
+        """Fill the run name into every ``{run}`` of the configuration (the saved config.yaml holds the paths)."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        fill_run(config, config.run)
+
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        trainer = self.trainer
+        if trainer.global_rank == 0:
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            log.info("run %r: precision %s, accelerator %s, %d device(s) x %d node(s), strategy %s", config.run,
+                     trainer.precision, type(trainer.accelerator).__name__, trainer.num_devices, trainer.num_nodes,
+                     type(trainer.strategy).__name__)
 
     def before_annotate(self) -> None:
         """Hand the resolved configuration to the store's attributes."""

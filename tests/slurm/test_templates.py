@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ FAKE_SRUN = '#!/bin/bash\nprintf "%s\\n" "$@" > "$SRUN_ARGS"\nexit "${SRUN_STATU
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """A copy of the parts a job needs, so run directories land in tmp_path."""
-    for part in ("slurm", "configs"):
+    for part in ("slurm", "configs", "stages"):
         shutil.copytree(ROOT / part, tmp_path / part)
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin/srun").write_text(FAKE_SRUN)
@@ -28,7 +29,7 @@ def home(tmp_path: Path) -> Path:
 def _job(home: Path, stage: str, status: int = 0, **slurm_env: str) -> tuple[int, list[str], str]:
     env = {"PATH": f"{home / 'bin'}:{os.environ['PATH']}", "HOME": str(home), "ANAUS_HOME": str(home),
            "ANAUS_SITE": "/dev/null", "SRUN_ARGS": str(home / "srun.args"), "SRUN_STATUS": str(status),
-           "SLURM_JOB_ID": "41", **slurm_env}
+           "SLURM_JOB_ID": "41", "ANAUS_PYTHON": sys.executable, **slurm_env}
     done = subprocess.run(["bash", str(home / f"slurm/{stage}.sbatch")], env=env, capture_output=True, text=True)
     return done.returncode, (home / "srun.args").read_text().split("\n")[:-1], done.stdout + done.stderr
 
@@ -55,6 +56,28 @@ def test_adapt_lets_ddp_find_the_parts_idle_in_a_phase(home: Path) -> None:
     _, args, _ = _job(home, "adapt", SLURM_NTASKS_PER_NODE="2")
     assert args[args.index("--trainer.strategy") + 1] == "ddp_find_unused_parameters_true"
     assert args.index("--trainer.strategy") > args.index("configs/trainer/slurm.yaml")
+
+
+def test_gpu_preset_keeps_the_stage_precision_and_says_so(home: Path) -> None:
+    """ddp.yaml (bf16-mixed) comes after the stage YAML; the stage's 32-true stays unless ANAUS_PRECISION asks."""
+    _, args, output = _job(home, "pretrain", SLURM_GPUS_ON_NODE="2", SLURM_NTASKS_PER_NODE="2")
+    assert args.index("--trainer.precision") > args.index("configs/trainer/ddp.yaml")
+    assert args[args.index("--trainer.precision") + 1] == "32-true"
+    assert "precision 32-true as stages/pretrain.yaml sets it (the ddp preset says bf16-mixed" in output
+    _, args, output = _job(home, "pretrain", SLURM_GPUS_ON_NODE="2", ANAUS_PRECISION="bf16-mixed")
+    assert args[args.index("--trainer.precision") + 1] == "bf16-mixed" and "(ANAUS_PRECISION)" in output
+    # a stage config without a precision takes the preset's, and the log names the preset
+    (home / "stages/pretrain.yaml").write_text("trainer:\n  max_epochs: 1\n")
+    _, args, output = _job(home, "pretrain", SLURM_GPUS_ON_NODE="2")
+    assert "--trainer.precision" not in args and "precision bf16-mixed from configs/trainer/ddp.yaml" in output
+
+
+def test_run_name_reaches_the_command_and_the_requeue_directory(home: Path) -> None:
+    _, args, _ = _job(home, "pretrain", ANAUS_RUN="trial2")
+    assert args[args.index("--run") + 1] == "trial2"
+    assert args[args.index("--trainer.default_root_dir") + 1] == "runs/pretrain/trial2"
+    _, args, _ = _job(home, "evaluate", ANAUS_RUN="trial2")
+    assert args[1:] == ["anaus-pl", "evaluate", "--config", "stages/evaluate.yaml", "--run", "trial2"]
 
 
 def test_cpu_preset_without_gpus_and_annotate_gets_trainer_flags(home: Path) -> None:

@@ -1,6 +1,6 @@
 """The HDF5 anatomy store (schema 1): letterboxed frames with their LP-SAM label maps.
 
-Layout of one file (see DESIGN.md section 3)::
+Layout of one file (see docs/INTERFACES.md)::
 
     images    uint8   (N, S, S)  chunks (1, S, S), gzip
     masks     uint8   (N, S, S)  chunks (1, S, S), gzip

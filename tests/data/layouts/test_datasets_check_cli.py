@@ -7,7 +7,7 @@ from layout_trees import run_check, write_image
 from anaus_pl import cli
 from anaus_pl.data.layouts import LAYOUTS, get_layout
 
-NAMES = ["busi", "butterfly", "camus", "ddti", "frames", "hmcqu", "pocus", "pocus-uscl", "tg3k", "tn3k", "udiat", "us30k"]
+NAMES = ["busi", "butterfly", "camus", "datalist", "ddti", "folder", "frames", "hmcqu", "pocus", "pocus-uscl", "tg3k", "tn3k", "udiat", "us30k"]
 
 
 def test_every_layout_is_registered():

@@ -1,6 +1,7 @@
 """Image-mask pairs for LP-SAM adaptation, mixed from several readers into one vocabulary.
 
-Every source is a registered layout (``ddti``, ``tg3k``, ``camus``, ...). Its
+Every source is a registered layout (``ddti``, ``tg3k``, ``camus``, your own
+``folder`` or ``datalist`` whose ``options.anatomy`` names the mask values). Its
 label maps are re-expressed in the union vocabulary of all sources, frames and
 masks are letterboxed to the model size, and the train/validation split is
 drawn per source over patients where the reader knows them (else over
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import albumentations as A
 import cv2
@@ -43,6 +44,7 @@ class PairSource:
     root: str
     limit: int | None = None  # use at most this many pairs (first in index order)
     unlabeled: list[str] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)  # reader options, e.g. {anatomy: {1: lv, 2: la}} for `folder`
 
 
 class PairItem(NamedTuple):
@@ -141,7 +143,7 @@ class AdaptDataModule(LightningDataModule):
         self.sources, self.image_size, self.batch_size = sources, image_size, batch_size
         self.num_workers, self.val_fraction, self.seed, self.cache = num_workers, val_fraction, seed, cache
         self.augment = augment or PairAugment()
-        self.layouts = [get_layout(source.layout, source.root) for source in sources]
+        self.layouts = [get_layout(source.layout, source.root, **source.options) for source in sources]
         for layout in self.layouts:
             if layout.task != "segmentation":
                 raise ValueError(f"layout {layout.name!r} at {layout.root} has no masks (task {layout.task!r}); "

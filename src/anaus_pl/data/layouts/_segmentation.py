@@ -58,7 +58,7 @@ def merge_masks(ref: SampleRef, raws: list[np.ndarray], shape: tuple[int, ...]) 
         unknown = sorted(set(np.unique(raw).tolist()) - set(values))
         if unknown:
             raise FrameReadError(split_source(source)[0], f"mask holds values {unknown}, expected only {sorted(values)}",
-                                 "check that the file belongs to this layout")
+                                 "check that the file belongs to this layout (folder/datalist: name every mask value in anatomy)")
         table = np.zeros(256, np.uint8)
         for raw_value, anatomy_value in values.items():
             table[raw_value] = anatomy_value

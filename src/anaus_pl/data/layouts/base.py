@@ -63,11 +63,13 @@ class Layout(ABC):
     task: ClassVar[Task]
     anatomy: ClassVar[tuple[str, ...]] = ()
     class_names: ClassVar[tuple[str, ...]] = ()
+    root_is_file: ClassVar[bool] = False  # True where the root is a list file (``datalist``), not a folder
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise LayoutError(f"{self.root}: data root not found for layout {self.name!r}; see data/README.md")
+        if not (self.root.is_file() if self.root_is_file else self.root.is_dir()):
+            kind = "data list file" if self.root_is_file else "data root"
+            raise LayoutError(f"{self.root}: {kind} not found for layout {self.name!r}; see data/README.md")
 
     @abstractmethod
     def index(self) -> list[SampleRef]:

@@ -1,7 +1,6 @@
 """One writer per public layout, each reproducing the tree a user gets after downloading that data set.
 
-See ``docs/phantom.md`` for the trees and counts, and
-``/work/shared/research/datasets.md`` (summarised in ``data/README.md``) for
+See ``docs/phantom.md`` for the trees and counts, and ``data/README.md`` for
 the real layouts they follow. Every item draws from its own generator seeded
 by ``(seed, layout, index)``.
 """
