@@ -1,0 +1,75 @@
+"""The pretrain step's fast paths give the numbers of the straightforward computation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from anaus_pl.models.encoders import MultiScaleEncoder
+from anaus_pl.models.regions import pool_regions
+from anaus_pl.tasks.pretrain import PretrainTask
+
+SMALL = dict(scales=["c5", "p4", "p3", "p2"], fpn_channels=16, projector_hidden=32, embedding_dim=16, predictor_hidden=32,
+             regions_per_view=4, log_images_every_n_steps=0)
+
+
+def small_batch(b: int = 2, size: int = 64) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(3)
+    batch = {}
+    for v in ("1", "2"):
+        batch[f"view{v}"] = torch.randint(0, 256, (b, 1, size, size), generator=g, dtype=torch.uint8)
+        batch[f"core{v}"] = torch.randint(0, 256, (b, 1, size, size), generator=g, dtype=torch.uint8)
+        for key in (f"mask{v}", f"core_mask{v}"):
+            batch[key] = torch.randint(0, 4, (b, size // 8, size // 8), generator=g, dtype=torch.uint8).repeat_interleave(8, 1).repeat_interleave(8, 2)
+    return batch
+
+
+def straightforward_pooled(encoder: MultiScaleEncoder, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Whole FPN feature maps, then mask pooling."""
+    maps = encoder(x)
+    return {s: pool_regions(maps[s], w) for s, w in weights.items()}
+
+
+def losses_and_grads(task: PretrainTask, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    torch.manual_seed(0)  # the same corruption and region draws
+    task.zero_grad(set_to_none=True)
+    out = task.compute_losses(batch)
+    out["loss"].backward()
+    grads = {n: p.grad.clone() for n, p in task.named_parameters() if p.requires_grad}
+    return {k: v.detach() for k, v in out.items() if v.ndim == 0}, grads
+
+
+@pytest.mark.parametrize("scales", [SMALL["scales"], ["p4", "p2"]])
+def test_fast_step_matches_the_straightforward_losses_and_gradients(scales: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(1)
+    task = PretrainTask(**{**SMALL, "scales": scales})
+    batch = small_batch()
+    fast_losses, fast_grads = losses_and_grads(task, batch)
+    monkeypatch.setattr(MultiScaleEncoder, "pooled", straightforward_pooled)
+    plain_losses, plain_grads = losses_and_grads(task, batch)
+    assert fast_losses.keys() == plain_losses.keys() and len(fast_losses) > 3
+    for key, value in plain_losses.items():
+        assert torch.allclose(fast_losses[key], value, rtol=1e-5, atol=1e-6), key
+    assert fast_grads.keys() == plain_grads.keys()
+    fpn = [n for n in plain_grads if ".fpn." in n]
+    assert fpn and all(plain_grads[n].abs().sum() > 0 for n in fpn)  # the FPN is trained through both paths
+    for name, grad in plain_grads.items():
+        assert torch.allclose(fast_grads[name], grad, rtol=1e-3, atol=max(1e-5 * grad.abs().max().item(), 1e-5)), name  # fp32 reassociation; biases before a BatchNorm get ~0 (noise)
+
+
+def test_fast_pooling_matches_under_bf16_autocast() -> None:
+    torch.manual_seed(2)
+    encoder = MultiScaleEncoder("resnet18", scales=SMALL["scales"], fpn_channels=16)
+    x = torch.randn(2, 3, 64, 64)
+    weights = {s: torch.softmax(torch.randn(2, 3, n * n), -1) for s, n in {"c5": 2, "p4": 4, "p3": 8, "p2": 16}.items()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast, plain = encoder.pooled(x, weights), straightforward_pooled(encoder, x, weights)
+    for s in weights:
+        assert torch.allclose(fast[s].float(), plain[s].float(), rtol=0.05, atol=0.05 * plain[s].float().abs().max().item()), s
+
+
+def test_pyramid_pooling_needs_stage_sizes_that_halve() -> None:
+    encoder = MultiScaleEncoder("resnet18", scales=["p3"], fpn_channels=8)
+    c = [torch.randn(1, ch, n, n) for ch, n in zip(encoder.stage_channels, (14, 7, 4, 2))]  # 7 -> 4 is not a halving
+    with pytest.raises(ValueError, match="divisible by 32"):
+        encoder._pooled_pyramid(c, {"p3": torch.full((1, 2, 49), 1 / 49)})
