@@ -117,8 +117,8 @@ def test_autocast_is_active_inside_the_training_step(synthetic_store: Path, tmp_
     losses: list[torch.dtype] = []
     original = task.compute_losses
 
-    def spy(batch):
-        out = original(batch)
+    def spy(batch, generator=None):
+        out = original(batch, generator)
         losses.append(out["loss"].dtype)
         return out
 
