@@ -123,7 +123,8 @@ JobCompType=jobcomp/none
 SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0
-MinJobAge=300
+# Keep finished jobs' records for an hour: the tests read them after the whole chain (13 min on a loaded machine).
+MinJobAge=3600
 # Lightning ignores SIGTERM during a requeue; tasks are SIGKILLed after KillWait seconds.
 KillWait=10
 MailProg=/bin/true

@@ -88,6 +88,8 @@ if [[ " ${ANAUS_LIGHTNING_COMMANDS:-fit validate annotate} " == *" $verb "* ]]; 
   if [[ -n ${ANAUS_PRECISION:-} ]]; then
     command+=(--trainer.precision "$ANAUS_PRECISION")
     echo "anaus: precision $ANAUS_PRECISION (ANAUS_PRECISION)"
+  elif [[ -n $stage_precision && $stage_precision == "$preset_precision" ]]; then
+    echo "anaus: precision $stage_precision ($config and the $trainer preset agree)"
   elif [[ -n $stage_precision ]]; then
     command+=(--trainer.precision "$stage_precision")
     echo "anaus: precision $stage_precision as $config sets it" \

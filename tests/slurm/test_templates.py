@@ -70,6 +70,8 @@ def test_gpu_preset_keeps_the_stage_precision_and_says_so(home: Path) -> None:
     (home / "stages/pretrain.yaml").write_text("trainer:\n  max_epochs: 1\n")
     _, args, output = _job(home, "pretrain", SLURM_GPUS_ON_NODE="2")
     assert "--trainer.precision" not in args and "precision bf16-mixed from configs/trainer/ddp.yaml" in output
+    _, args, output = _job(home, "adapt")  # no GPUs: the cpu preset's 32-true is the stage's too
+    assert "--trainer.precision" not in args and "precision 32-true (stages/adapt.yaml and the cpu preset agree)" in output
 
 
 def test_run_name_reaches_the_command_and_the_requeue_directory(home: Path) -> None:
