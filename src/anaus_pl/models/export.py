@@ -32,6 +32,7 @@ class EncoderMeta:
     classes: list[str] = field(default_factory=list)
     source_checkpoint: str = ""
     method: str = "anaus"
+    monitor: dict[str, float] = field(default_factory=dict)  # last ProbeMonitor values (held-set kNN / linear accuracy)
 
 
 def build_backbone(arch: str, library: str = "torchvision") -> nn.Module:

@@ -70,9 +70,13 @@ class LinearProbe(nn.Module):
 
 def fit_linear_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: int, weight_decay: float = 1e-3,
                      max_iter: int = 100) -> LinearProbe:
-    """Multinomial logistic regression (L2 ``weight_decay`` on the weights), full batch, L-BFGS; deterministic."""
+    """Multinomial logistic regression (L2 ``weight_decay``), full batch, L-BFGS; deterministic."""
     features = features.float()
-    mean, std = features.mean(0), features.std(0).clamp(min=1e-6)
+    if not torch.isfinite(features).all():
+        raise ValueError("linear probe: the features hold NaN or inf (has the encoder diverged?)")
+    # Near-constant features (e.g. dead ReLU channels) keep their scale: dividing by ~0 would blow them up.
+    mean, std = features.mean(0), features.std(0)
+    std = torch.where(std > 1e-3 * std.max().clamp(min=1e-12), std, torch.ones_like(std))
     probe = LinearProbe(mean, std, num_classes)
     nn.init.zeros_(probe.linear.weight)
     nn.init.zeros_(probe.linear.bias)
@@ -80,7 +84,8 @@ def fit_linear_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: 
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = F.cross_entropy(probe(features), labels) + weight_decay * probe.linear.weight.square().sum()
+        penalty = probe.linear.weight.square().sum() + probe.linear.bias.square().sum()  # strictly convex: a finite optimum
+        loss = F.cross_entropy(probe(features), labels) + weight_decay * penalty
         loss.backward()
         return loss
 

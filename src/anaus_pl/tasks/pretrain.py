@@ -33,6 +33,7 @@ from anaus_pl.losses.alignment import region_alignment_loss
 from anaus_pl.losses.core_region import CoreLossKind, core_region_loss
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, EncoderMeta, save_encoder
+from anaus_pl.tasks.probe_monitor import monitor_values
 from anaus_pl.models.heads import ScaleHeads
 from anaus_pl.models.regions import Weighting, distinct_per_row, region_areas, region_fractions, region_weights, sample_region_ids
 
@@ -283,6 +284,7 @@ class PretrainTask(LightningModule):
             std=tuple(self.hparams.std),
             classes=list(getattr(datamodule, "classes", []) or []),
             source_checkpoint=source_checkpoint,
+            monitor=monitor_values(self._trainer),
         )
 
     def export_encoder(self, out_dir: str | Path, source_checkpoint: str = "") -> Path:
