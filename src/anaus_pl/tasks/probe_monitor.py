@@ -79,20 +79,21 @@ class ProbeMonitor(Callback):
         backbone: attribute path of the backbone on the LightningModule (``online.encoder.backbone``
             for :class:`~anaus_pl.tasks.pretrain.PretrainTask`).
         mean, std: input normalisation of the backbone (default: the module's ``hparams.mean`` / ``hparams.std``).
-        seed: fold seed.
+        max_samples: probe at most this many held images (a seeded, class-stratified subset), capping its cost.
+        seed: fold and subset seed.
     """
 
     def __init__(self, layout: str = "busi", root: str = "data/phantom/busi", layout_options: dict | None = None,
                  every_n_epochs: int = 1, image_size: int = 96, n_folds: int = 5, knn_k: int = 20,
                  weight_decay: float = 1e-3, backbone: str = "online.encoder.backbone",
                  mean: tuple[float, float, float] | None = None, std: tuple[float, float, float] | None = None,
-                 seed: int = 0) -> None:
+                 max_samples: int | None = 400, seed: int = 0) -> None:
         if every_n_epochs < 1 or n_folds < 2:
             raise ValueError(f"ProbeMonitor: need every_n_epochs >= 1 and n_folds >= 2, got {every_n_epochs}, {n_folds}")
         self.layout, self.root, self.layout_options = layout, root, dict(layout_options or {})
         self.every_n_epochs, self.image_size, self.n_folds = every_n_epochs, image_size, n_folds
         self.knn_k, self.weight_decay, self.backbone, self.mean, self.std = knn_k, weight_decay, backbone, mean, std
-        self.seed = seed
+        self.seed, self.max_samples = seed, max_samples
         self.last: dict[str, float] = {}
         self._probed_step = -1
         self._data: LoadedTask | None = None
@@ -103,13 +104,15 @@ class ProbeMonitor(Callback):
         """Decode the held set once (a clear error when the layout has no labels)."""
         if self._data is not None or not trainer.is_global_zero:
             return
-        from anaus_pl.evaluation.folds import make_folds
+        from anaus_pl.evaluation.folds import make_folds, subsample
 
         layout = get_layout(self.layout, self.root, **self.layout_options)
         refs = layout.index()
         if not refs or any(ref.label is None for ref in refs):
             raise ValueError(f"ProbeMonitor: layout {self.layout!r} at {self.root} gave {len(refs)} samples, not all "
                              "labelled; give a classification layout (busi, pocus, folder, ...) with its root")
+        if self.max_samples is not None and len(refs) > self.max_samples:
+            refs = subsample(refs, self.max_samples / len(refs), self.seed, stratify=True)
         self._data = load_task(layout, refs, self.image_size, labels=True, description="monitor held set")
         self._num_classes = max(2, len(layout.class_names))
         folds = make_folds(refs, self.n_folds, self.seed, stratify=True)
