@@ -77,3 +77,13 @@ def test_fpn_segmenter_loss_falls_on_a_tiny_problem() -> None:
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.9 * losses[0]
+
+
+def test_foreground_prior_starts_the_mask_head_at_that_probability() -> None:
+    torch.manual_seed(0)
+    module = FinetuneModule(get_kind("segmentation"), head="fpn", image_size=32, fpn_channels=8, foreground_prior=0.1)
+    assert torch.sigmoid(module.model.head[-1].bias).item() == pytest.approx(0.1)
+    plain = FinetuneModule(get_kind("segmentation"), head="fpn", image_size=32, fpn_channels=8)
+    assert abs(plain.model.head[-1].bias.item()) < 1  # default init: no prior
+    with pytest.raises(ValueError, match="foreground prior"):
+        FinetuneModule(get_kind("segmentation"), head="fpn", image_size=32, fpn_channels=8, foreground_prior=1.5)

@@ -43,6 +43,8 @@ class TaskConfig:
         label_fraction: share of each fold's training images used (low-label regimes); the subset is
             drawn with the fold's seed, stratified by class for classification, at least one image per class.
         knn_k: neighbours of the ``knn`` protocol.
+        foreground_prior: segmentation: initial foreground probability of the mask-logit layer of the ``fpn``
+            head and of the frozen protocol's decoder (None: zero bias, i.e. 0.5 everywhere).
         probe_weight_decay: L2 penalty of the ``linear`` protocol's logistic regression (standardised features).
         probe_epochs: epochs of the segmentation ``linear`` protocol's light decoder (width ``fpn_channels``).
     """
@@ -70,6 +72,7 @@ class TaskConfig:
     crop_scale: tuple[float, float] = (0.8, 1.0)
     label_fraction: float = 1.0
     knn_k: int = 20
+    foreground_prior: Optional[float] = None
     probe_weight_decay: float = 1e-3
     probe_epochs: int = 40
 

@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from anaus_pl.losses.segmentation import soft_dice_loss
+from anaus_pl.models.downstream import init_foreground_prior
 
 
 @torch.no_grad()
@@ -96,11 +97,12 @@ def fit_linear_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: 
 class LightDecoder(nn.Module):
     """A light decoder on frozen multi-scale features: 1x1 projections summed at the finest level, a 3x3 conv, logits."""
 
-    def __init__(self, channels: Sequence[int], width: int = 32) -> None:
+    def __init__(self, channels: Sequence[int], width: int = 32, prior: float | None = None) -> None:
         super().__init__()
         self.project = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels)
         self.head = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.Conv2d(width, width, 3, padding=1),
                                   nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.Conv2d(width, 1, 1))
+        init_foreground_prior(self.head[-1], prior)
 
     def forward(self, features: Sequence[torch.Tensor], size: int) -> torch.Tensor:
         """Mask logits ``(B, size, size)``."""
@@ -111,12 +113,12 @@ class LightDecoder(nn.Module):
 
 
 def fit_decoder(features: Sequence[torch.Tensor], masks: torch.Tensor, width: int = 32, epochs: int = 30,
-                batch_size: int = 16, lr: float = 3e-3, seed: int = 0) -> LightDecoder:
+                batch_size: int = 16, lr: float = 3e-3, seed: int = 0, prior: float | None = None) -> LightDecoder:
     """Train a :class:`LightDecoder` with BCE + soft Dice on cached features of ``(N, S, S)`` 0/1 masks (Adam, cosine)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        decoder = LightDecoder([f.shape[1] for f in features], width)
+        decoder = LightDecoder([f.shape[1] for f in features], width, prior)
     optimizer = torch.optim.Adam(decoder.parameters(), lr=lr)
     steps = epochs * max(1, -(-len(masks) // batch_size))
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)

@@ -14,7 +14,8 @@ across ranks, and every rank ends the test with the whole fold's predictions
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -30,8 +31,7 @@ class FinetuneKind(Protocol):
 
     monitor: str
 
-    def build_head(self, encoder: StagedEncoder, num_classes: int, head: str, fpn_channels: int, image_size: int,
-                   dropout: float) -> nn.Module: ...
+    def build_head(self, encoder: StagedEncoder, options: Mapping[str, Any]) -> nn.Module: ...
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor: ...
 
@@ -52,20 +52,21 @@ class FinetuneModule(LightningModule):
         mode: ``finetune`` (last ``trainable_stages`` stages + head), ``linear`` (head only) or ``full``.
         optimizer: ``adam`` or ``sgd`` (momentum ``momentum``); cosine-annealed over ``max_epochs``.
         image_size: the letterboxed input size (Mask R-CNN needs it for its transform and anchors).
+        foreground_prior: initial foreground probability of a mask-logit head (None: zero bias, probability 0.5).
     """
 
     def __init__(self, kind: FinetuneKind, init: str = "random", head: str = "linear", num_classes: int = 2,
                  arch: str = "resnet18", library: str = "torchvision", mode: Literal["finetune", "linear", "full"] = "finetune",
                  trainable_stages: int = 3, optimizer: Literal["adam", "sgd"] = "adam", lr: float = 0.01,
                  weight_decay: float = 1e-4, momentum: float = 0.9, fpn_channels: int = 64, image_size: int = 224,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, foreground_prior: float | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["kind"])
         self.kind = kind
         backbone, _, mean, std = build_init(init, BackboneSpec(arch, library))
         encoder = StagedEncoder(backbone, mean, std)
         encoder.set_trainable(mode, trainable_stages)
-        self.model = kind.build_head(encoder, num_classes, head, fpn_channels, image_size, dropout)
+        self.model = kind.build_head(encoder, self.hparams)
         self.val_score = MeanMetric()  # per-image headline values, weighted by images across ranks
         self.test_outputs: dict[str, list[torch.Tensor]] = {}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,9 +55,9 @@ class DownstreamKind(ABC):
 
     # -- fine-tuning (used by :class:`anaus_pl.tasks.finetune.FinetuneModule`) ------------------------
     @abstractmethod
-    def build_head(self, encoder: StagedEncoder, num_classes: int, head: str, fpn_channels: int, image_size: int,
-                   dropout: float) -> nn.Module:
-        """The trainable model on ``encoder``."""
+    def build_head(self, encoder: StagedEncoder, options: Mapping[str, Any]) -> nn.Module:
+        """The trainable model on ``encoder``; ``options`` are the fine-tuning module's hyperparameters
+        (``head``, ``num_classes``, ``fpn_channels``, ``image_size``, ``dropout``, ``foreground_prior``, ...)."""
 
     @abstractmethod
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +38,8 @@ class Classification(DownstreamKind):
         data = load_task(layout, refs, task.image_size, labels=True, description=task.name)
         return refs, data, list(layout.class_names)
 
-    def build_head(self, encoder: StagedEncoder, num_classes: int, head: str, fpn_channels: int, image_size: int,
-                   dropout: float) -> nn.Module:
-        return Classifier(encoder, num_classes, dropout)
+    def build_head(self, encoder: StagedEncoder, options: Mapping[str, Any]) -> nn.Module:
+        return Classifier(encoder, options["num_classes"], options.get("dropout", 0.0))
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(model(batch["image"]), batch["label"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -68,11 +69,10 @@ class Segmentation(DownstreamKind):
             data = LoadedTask([data.sources[i] for i in keep], data.images[keep], data.masks[keep], None, data.valid_hw[keep])
         return refs, data, class_names
 
-    def build_head(self, encoder: StagedEncoder, num_classes: int, head: str, fpn_channels: int, image_size: int,
-                   dropout: float) -> nn.Module:
-        if head == "maskrcnn":
-            return build_mask_rcnn(encoder, image_size, fpn_channels)
-        return FPNSegmenter(encoder, fpn_channels)
+    def build_head(self, encoder: StagedEncoder, options: Mapping[str, Any]) -> nn.Module:
+        if options["head"] == "maskrcnn":
+            return build_mask_rcnn(encoder, options["image_size"], options["fpn_channels"])
+        return FPNSegmenter(encoder, options["fpn_channels"], options.get("foreground_prior"))
 
     @staticmethod
     def _is_mask_rcnn(model: nn.Module) -> bool:
@@ -105,7 +105,7 @@ class Segmentation(DownstreamKind):
             raise ValueError(f"segmentation has no frozen protocol {protocol!r}; use linear (a light decoder)")
         train_t, test_t = torch.from_numpy(train), torch.from_numpy(test)
         decoder = fit_decoder([f[train_t] for f in features], torch.from_numpy(data.masks[train]), task.fpn_channels,
-                              task.probe_epochs, task.batch_size, seed=seed)
+                              task.probe_epochs, task.batch_size, seed=seed, prior=task.foreground_prior)
         with torch.no_grad():
             return decoder([f[test_t] for f in features], data.images.shape[-1]) > 0
 
