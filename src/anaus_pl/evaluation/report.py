@@ -82,7 +82,7 @@ def collect(out_dir: Path, config: EvaluateConfig) -> dict:
 
 
 def _scale(kind: DownstreamKind, name: str) -> tuple[float, str]:
-    return (1.0, " px") if name in kind.lower_is_better else (100.0, "")
+    return (1.0, " px") if name in kind.lower_is_better else (100.0, " pt")
 
 
 def _cell(kind: DownstreamKind, name: str, mean: float, std: float) -> str:
