@@ -301,8 +301,12 @@ def curve_figure(study: Study, found: list[Curve], path: Path) -> None:
     plt.close(figure)
 
 
+def _points(value: float) -> str:
+    return f"{100 * value:.1f} pt"
+
+
 def _range(values: list[float]) -> str:
-    return f"{min(values):.3f} to {max(values):.3f}" if values else "n/a"
+    return f"{_points(min(values))} to {_points(max(values))}" if values else "n/a"
 
 
 def write_results(study: Study) -> Path:
@@ -385,10 +389,10 @@ def _verdicts(comparisons: list[PairedComparison], what: str) -> list[str]:
     line = (f"Of {len(comparisons)} comparisons of {what}, {better} show a gain, {worse} a loss and "
             f"{len(comparisons) - better - worse} no difference (95 % CI holds 0). The smallest differences the design "
             f"detects (95 % confidence, 80 % power) range from {_range(detectable)} (median "
-            f"{sorted(detectable)[len(detectable) // 2]:.3f})." if detectable else
+            f"{_points(sorted(detectable)[len(detectable) // 2])})." if detectable else
             f"Of {len(comparisons)} comparisons of {what}, none has two paired units: no interval.")
     if better == 0 and detectable:
-        line += f" No gain shows at these budgets; a true gain of {max(detectable):.3f} or more would have shown."
+        line += f" No gain shows at these budgets; a true gain of {_points(max(detectable))} or more would have shown."
     return [line, ""]
 
 

@@ -28,7 +28,7 @@ def test_verdicts_are_generated_from_the_numbers():
     null = [paired_comparison([0.5, 0.6, 0.7], [0.52, 0.57, 0.71]), paired_comparison([0.5, 0.6, 0.7], [0.49, 0.62, 0.69])]
     text = _verdicts(null, "x against y")[0]
     assert text.startswith("Of 2 comparisons of x against y, 0 show a gain, 0 a loss and 2 no difference")
-    assert f"a true gain of {max(c.detectable for c in null):.3f} or more would have shown" in text
+    assert f"a true gain of {100 * max(c.detectable for c in null):.1f} pt or more would have shown" in text
     gain = _verdicts([paired_comparison([0.6, 0.7, 0.8], [0.5, 0.6, 0.71])], "x")[0]
     assert "1 show a gain" in gain and "No gain shows" not in gain
 
