@@ -1,14 +1,17 @@
-"""``anaus-pl study --config configs/study/phantom.yaml``: the phantom ablation study, end to end.
+"""``anaus-pl study --config configs/study/phantom.yaml``: the phantom study as a learning curve, end to end.
 
-One command runs the public stage commands in subprocesses, each step skipped
-when its output exists (rerun the same command to resume):
+Question: does pretraining teach, and does the anatomy objective teach more
+than its ablations? One command runs the public stage commands in
+subprocesses, each step skipped when its output exists (rerun the same
+command to resume):
 
 1. ``anaus-pl phantom`` (the study's phantom commands, into ``<out_dir>/data``);
 2. ``anaus-pl fit`` adapt, then ``anaus-pl annotate`` (once);
-3. ``anaus-pl fit`` pretrain, once per variant (``<out_dir>/pretrain/<variant>/encoder.pt``);
-4. ``anaus-pl evaluate`` once per label regime, every variant plus ``random``;
-5. ``docs/RESULTS.md`` written from the evaluate reports: every number in it
-   comes from ``report.json``.
+3. ``anaus-pl fit`` pretrain, once per variant and budget > 0 steps
+   (``<out_dir>/pretrain/<variant>-s<steps>/encoder.pt``); budget 0 is the random init;
+4. ``anaus-pl evaluate`` once, frozen protocols only, every encoder plus ``random``
+   (the reference of the paired intervals);
+5. ``docs/RESULTS.md`` and its figure, every number and sentence generated from ``report.json``.
 
 Each stage's config is its stage YAML with the paths rewritten into the study
 folder (``data/phantom`` -> ``<out_dir>/data``, ``runs`` -> ``<out_dir>``),
@@ -22,7 +25,6 @@ import json
 import os
 import platform
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -34,7 +36,11 @@ from typing import Any
 
 import yaml
 
-HEADLINE = {"classification": "accuracy", "segmentation": "dice"}
+from anaus_pl.evaluation.kinds import get_kind
+from anaus_pl.evaluation.statistics import PairedComparison, paired_comparison
+from anaus_pl.models.downstream import init_label
+
+RANDOM = "random"
 
 
 @dataclass
@@ -47,19 +53,21 @@ class StageStep:
 
 @dataclass
 class StudyConfig:
-    """The study: where it writes, the phantom commands, the stage budgets, the variants and regimes.
+    """The study: where it writes, the phantom commands, the stage budgets, the variants and the learning curve.
 
     Args:
         out_dir: study folder (data, configs, stage outputs, timings).
-        results_md: the generated results document.
-        seed: phantom seed.
+        results_md: the generated results document (its figure goes to ``results_figures/`` beside it).
         phantom: argument lists of ``anaus-pl phantom`` (``--out`` and ``--seed`` are added), run in order.
         adapt, annotate, pretrain: stage YAML and overrides.
         variants: pretrain variant name -> extra overrides (an empty list is the full method).
-        evaluate: the evaluate YAML and its overrides: ``set`` (top-level keys) and ``task_set`` (every task).
+        budgets: pretraining optimizer steps of the learning curve; 0 is the random init (shared by all variants).
+        evaluate: the evaluate YAML and its overrides: ``set`` (top-level keys) and ``task_set`` (every task);
+            the study keeps each task's frozen protocols only.
+        seed: phantom seed.
         only_tasks: evaluate only these tasks (empty: all of the evaluate YAML's).
-        label_fractions: label regimes; each is one evaluate run with ``label_fraction`` on every task.
-        reference: the variant the others are compared against in the generated statements.
+        reference: the variant the others are compared against at each budget (paired, per unit).
+        budget_minutes: the designed wall time, quoted in the results.
     """
 
     out_dir: str
@@ -69,8 +77,8 @@ class StudyConfig:
     annotate: StageStep
     pretrain: StageStep
     variants: dict[str, list[str]]
+    budgets: list[int]
     evaluate: dict[str, Any]
-    label_fractions: list[float]
     seed: int = 0
     only_tasks: list[str] = field(default_factory=list)
     reference: str = "anaus"
@@ -87,8 +95,10 @@ class StudyConfig:
         config = cls(**raw)
         if config.reference not in config.variants:
             raise ValueError(f"{path}: reference {config.reference!r} is not one of the variants {sorted(config.variants)}")
-        if not config.label_fractions or not all(0 < f <= 1 for f in config.label_fractions):
-            raise ValueError(f"{path}: label_fractions must be values in (0, 1], got {config.label_fractions}")
+        if 0 not in config.budgets or any(b < 0 for b in config.budgets) or len(config.budgets) < 2:
+            raise ValueError(f"{path}: budgets must hold 0 (the random init) and at least one positive step count, "
+                             f"got {config.budgets}")
+        config.budgets = sorted(set(config.budgets))
         return config
 
 
@@ -157,34 +167,50 @@ class Study:
         path = self._stage_config("annotate", self.config.annotate.config)
         self._run("annotate", ["annotate", "--config", str(path), *self.config.annotate.overrides])
 
-    def encoder(self, variant: str) -> Path:
-        return self.out / "pretrain" / variant / "encoder.pt"
+    def run_name(self, variant: str, steps: int) -> str:
+        return f"{variant}-s{steps}"
+
+    def encoder(self, variant: str, steps: int) -> Path:
+        return self.out / "pretrain" / self.run_name(variant, steps) / "encoder.pt"
+
+    def init_of(self, variant: str, steps: int) -> str:
+        """The evaluate init string of a (variant, budget) point; budget 0 is the random init."""
+        return RANDOM if steps == 0 else f"encoder:{self.encoder(variant, steps)}"
 
     def pretrain(self) -> None:
         path = self._stage_config("pretrain", self.config.pretrain.config)
-        for variant, extra in self.config.variants.items():
-            if self.encoder(variant).is_file():
-                continue
-            self._run(f"pretrain:{variant}", ["fit", "--config", str(path), *self.config.pretrain.overrides,
-                                              f"--trainer.logger.init_args.version={variant}",
-                                              f"--model.init_args.export_dir={self.encoder(variant).parent}", *extra])
+        for steps in (b for b in self.config.budgets if b > 0):
+            for variant, extra in self.config.variants.items():
+                if self.encoder(variant, steps).is_file():
+                    continue
+                name = self.run_name(variant, steps)
+                self._run(f"pretrain:{name}", ["fit", "--config", str(path), *self.config.pretrain.overrides,
+                                               f"--trainer.max_steps={steps}", "--trainer.max_epochs=-1",
+                                               f"--trainer.logger.init_args.version={name}",
+                                               f"--model.init_args.export_dir={self.encoder(variant, steps).parent}", *extra])
 
-    def regime_dir(self, fraction: float) -> Path:
-        return self.out / "evaluate" / f"labels{round(100 * fraction):03d}"
+    @property
+    def evaluate_dir(self) -> Path:
+        return self.out / "evaluate"
+
+    def inits(self) -> list[str]:
+        return [RANDOM] + [self.init_of(v, b) for b in self.config.budgets if b > 0 for v in self.config.variants]
 
     def evaluate(self) -> None:
         settings = self.config.evaluate
-        inits = [f"encoder:{self.encoder(v)}" for v in self.config.variants] + ["random"]
 
-        for fraction in self.config.label_fractions:
-            def edit(loaded: dict, fraction: float = fraction) -> dict:
-                tasks = [t for t in loaded["tasks"] if not self.config.only_tasks or t["name"] in self.config.only_tasks]
-                loaded["tasks"] = [{**t, **settings.get("task_set", {}), "label_fraction": fraction} for t in tasks]
-                return {**loaded, **settings.get("set", {}), "inits": inits, "out_dir": str(self.regime_dir(fraction))}
+        def edit(loaded: dict) -> dict:
+            tasks = [t for t in loaded["tasks"] if not self.config.only_tasks or t["name"] in self.config.only_tasks]
+            frozen = []
+            for task in tasks:
+                protocols = [p for p in task.get("protocols") or get_kind(task["kind"]).protocols if p != "finetune"]
+                frozen.append({**task, **settings.get("task_set", {}), "protocols": protocols})
+            return {**loaded, **settings.get("set", {}), "tasks": frozen, "inits": self.inits(), "reference": RANDOM,
+                    "out_dir": str(self.evaluate_dir)}
 
-            path = self._stage_config(f"evaluate_labels{round(100 * fraction):03d}", settings["config"], edit)
-            if not (self.regime_dir(fraction) / "report.json").is_file():
-                self._run(f"evaluate:labels{round(100 * fraction)}", ["evaluate", "--config", str(path)])
+        path = self._stage_config("evaluate", settings["config"], edit)
+        if not (self.evaluate_dir / "report.json").is_file():
+            self._run("evaluate", ["evaluate", "--config", str(path)])
 
     def run(self) -> Path:
         for step in (self.phantom, self.adapt, self.annotate, self.pretrain, self.evaluate):
@@ -193,13 +219,6 @@ class Study:
 
 
 # -- the results document ----------------------------------------------------------------------------
-def _variant_of(study: Study, init_label: str, init: str) -> str:
-    for variant in study.config.variants:
-        if init == f"encoder:{study.encoder(variant)}":
-            return variant
-    return init_label
-
-
 def _machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -212,90 +231,169 @@ def _machine() -> str:
     return f"{os.cpu_count()} CPUs ({cpu}), {gpu}, torch {torch.__version__}, Python {platform.python_version()}, {platform.platform()}"
 
 
-def compare(rows: dict[str, tuple[float, float]], reference: str) -> list[str]:
-    """Plain statements: for each method, whether its difference to ``reference`` exceeds the larger fold std."""
-    if reference not in rows:
-        return []
-    ref_mean, ref_std = rows[reference]
+def _units(entry: dict, metric: str) -> dict[tuple[int, int], float]:
+    return {(u["repeat"], u["fold"]): u[metric] for u in entry["folds"]}
+
+
+def paired(candidate: dict, reference: dict, metric: str, higher_is_better: bool) -> PairedComparison:
+    """Paired comparison of two report entries' per-unit values (the units both hold)."""
+    a, b = _units(candidate, metric), _units(reference, metric)
+    shared = sorted(set(a) & set(b))
+    return paired_comparison([a[u] for u in shared], [b[u] for u in shared], higher_is_better=higher_is_better)
+
+
+@dataclass
+class Curve:
+    """One task and protocol of the learning curve: entries by (variant, budget), the headline and its direction."""
+
+    task: str
+    protocol: str
+    metric: str
+    higher_is_better: bool
+    entries: dict[tuple[str, int], dict]
+
+
+def curves(study: Study, report: dict) -> list[Curve]:
+    """The learning curves in a report: every variant at every budget (budget 0: the random init)."""
     out = []
-    for name, (mean, std) in rows.items():
-        if name == reference:
-            continue
-        diff, spread = ref_mean - mean, max(ref_std, std)
-        if abs(diff) > spread:
-            verdict = f"{reference} is {'better' if diff > 0 else 'worse'} than {name} by {abs(diff):.3f}, more than the fold std ({spread:.3f})"
-        else:
-            verdict = f"{reference} and {name} differ by {diff:+.3f}, within the fold std ({spread:.3f}): no difference shown"
-        out.append(verdict)
+    for task, entry in report["tasks"].items():
+        kind = get_kind(entry["kind"])
+        for protocol, result in entry["protocols"].items():
+            points = {(v, b): result["inits"][init_label(study.init_of(v, b))] for v in study.config.variants
+                      for b in study.config.budgets if init_label(study.init_of(v, b)) in result["inits"]}
+            out.append(Curve(task, protocol, kind.headline, kind.headline not in kind.lower_is_better, points))
     return out
 
 
+def curve_figure(study: Study, found: list[Curve], path: Path) -> None:
+    """Headline metric against pretraining steps, a line per variant; bars: 95 % CI of the paired difference to random."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = min(3, len(found))
+    rows = -(-len(found) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.3 * rows), squeeze=False)
+    for axis, curve in zip(axes.flat, found):
+        random_entry = curve.entries.get((study.config.reference, 0))
+        for i, variant in enumerate(study.config.variants):
+            budgets = [b for b in study.config.budgets if (variant, b) in curve.entries]
+            means = [100 * curve.entries[(variant, b)]["mean"][curve.metric] for b in budgets]
+            errors = []
+            for b in budgets:
+                if b == 0 or random_entry is None:
+                    errors.append(0.0)
+                    continue
+                c = paired(curve.entries[(variant, b)], random_entry, curve.metric, curve.higher_is_better)
+                errors.append(100 * (c.high - c.low) / 2 if c.n > 1 else 0.0)
+            axis.errorbar(budgets, means, yerr=errors, marker="o", capsize=3, color=f"C{i}", label=variant,
+                          alpha=0.85, linewidth=1.2)
+        axis.set_title(f"{curve.task} · {curve.protocol}", fontsize=9)
+        axis.set_xlabel("pretraining steps (0: random init)")
+        axis.set_ylabel(f"{curve.metric} (%)")
+    for axis in list(axes.flat)[len(found):]:
+        axis.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _points(value: float) -> str:
+    return f"{100 * value:.1f} pt"
+
+
+def _range(values: list[float]) -> str:
+    return f"{_points(min(values))} to {_points(max(values))}" if values else "n/a"
+
+
 def write_results(study: Study) -> Path:
-    """``docs/RESULTS.md`` from the evaluate reports of every label regime."""
+    """``docs/RESULTS.md`` from the evaluate report: the learning curve as a figure, tables and generated statements."""
     config = study.config
     target = Path(config.results_md)
-    figures_dir = target.parent / "results_figures"
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    reports = {f: json.loads((study.regime_dir(f) / "report.json").read_text()) for f in config.label_fractions}
-    first = next(iter(reports.values()))
+    report = json.loads((study.evaluate_dir / "report.json").read_text())
+    found = curves(study, report)
+    figure = target.parent / "results_figures" / "learning_curve.png"
+    curve_figure(study, found, figure)
     total = sum(study.timings.values())
-    command = f"anaus-pl study --config {study.config_path}"
-    lines = ["# Results: the phantom ablation study", "",
-             "Generated by `anaus-pl study`; every number below comes from the evaluate reports "
-             f"(`{study.out}/evaluate/*/report.json`). Do not edit by hand: rerun the command.", "",
-             f"- Command: `{command}` (or `make study`)",
+    protocol = report["protocol"]
+    positive = [b for b in config.budgets if b > 0]
+    lines = ["# Results: the phantom study as a learning curve", "",
+             "Generated by `anaus-pl study`; every number and sentence below comes from the evaluate report "
+             f"(`{study.evaluate_dir}/report.json`). Do not edit by hand: rerun the command.", "",
+             f"- Command: `anaus-pl study --config {study.config_path}` (or `make study`)",
              f"- Machine: {_machine()}",
              f"- Wall time: {total / 60:.1f} min over the steps run "
              + "(" + ", ".join(f"{k} {v / 60:.1f}" for k, v in study.timings.items()) + " min)"
              + (f"; designed budget {config.budget_minutes:g} min" if config.budget_minutes else ""),
              f"- Written: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-             f"- Protocol: {first['title']}; {first['protocol']['n_folds']} folds, selection `{first['selection']}`; "
-             f"label regimes {', '.join(f'{round(100 * f)}%' for f in config.label_fractions)} of each fold's training images",
+             f"- Protocol: frozen encoders only; {protocol['n_folds']} folds x {report['repeats']} repeats = paired units; "
+             f"{report['std']}; intervals are 95 % t-intervals of the per-unit difference; 'detectable' is the smallest "
+             "difference the design detects at 95 % confidence and 80 % power",
              "- Variants: " + "; ".join(f"`{name}`: {' '.join(extra) or 'the full method'}" for name, extra in config.variants.items())
-             + "; `random`: no pretraining", ""]
+             + f"; budgets {', '.join(map(str, config.budgets))} optimizer steps (0: the random init, shared)", "",
+             f"![learning curve]({figure.relative_to(target.parent)})", ""]
+    versus_random: list[PairedComparison] = []
+    versus_reference: list[PairedComparison] = []
     statements: list[str] = []
-    for task, entry in first["tasks"].items():
-        metric = HEADLINE[entry["kind"]]
-        lines += [f"## {task} ({metric}, mean +- std over folds)", "",
-                  "| init | " + " | ".join(f"{round(100 * f)}% labels" for f in config.label_fractions) + " |",
-                  "|---|" + "---|" * len(config.label_fractions)]
-        names: dict[str, dict[float, tuple[float, float]]] = {}
-        for fraction, report in reports.items():
-            for label, result in report["tasks"][task]["inits"].items():
-                name = _variant_of(study, label, result["init"])
-                names.setdefault(name, {})[fraction] = (result["mean"][metric], result["std"][metric])
-        for name, cells in names.items():
-            lines.append(f"| {name} | " + " | ".join(f"{cells[f][0]:.3f} +- {cells[f][1]:.3f}" if f in cells else "n/a"
-                                                     for f in config.label_fractions) + " |")
+    for curve in found:
+        random_entry = curve.entries.get((config.reference, 0))
+        lines += [f"## {curve.task} · {curve.protocol} ({curve.metric}, %, mean; Δ: paired difference to random, 95 % CI)", "",
+                  "| variant | " + " | ".join(f"{b} steps" for b in config.budgets) + " |",
+                  "|---|" + "---|" * len(config.budgets)]
+        for variant in config.variants:
+            cells = []
+            for b in config.budgets:
+                entry = curve.entries.get((variant, b))
+                if entry is None:
+                    cells.append("n/a")
+                    continue
+                text = f"{100 * entry['mean'][curve.metric]:.1f}"
+                if b > 0 and random_entry is not None:
+                    c = paired(entry, random_entry, curve.metric, curve.higher_is_better)
+                    versus_random.append(c)
+                    text += f" (Δ {100 * c.mean:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}])"
+                    statements.append(f"{curve.task} · {curve.protocol}, {b} steps: "
+                                      + c.sentence(variant, RANDOM, 100, " pt"))
+                cells.append(text)
+            lines.append(f"| {variant} | " + " | ".join(cells) + " |")
         lines.append("")
-        for fraction in config.label_fractions:
-            rows = {name: cells[fraction] for name, cells in names.items() if fraction in cells}
-            statements += [f"{task}, {round(100 * fraction)}% labels: {s}" for s in compare(rows, config.reference)]
-            figure = study.regime_dir(fraction) / "figures" / f"{task}_{metric}.png"
-            if figure.is_file():
-                copy = figures_dir / f"{task}_{metric}_labels{round(100 * fraction):03d}.png"
-                shutil.copyfile(figure, copy)
-                lines.append(f"![{task} {metric}, {round(100 * fraction)}% labels]({copy.relative_to(target.parent)})")
-        lines.append("")
+        for b in positive:
+            ours = curve.entries.get((config.reference, b))
+            for variant in config.variants:
+                other = curve.entries.get((variant, b))
+                if variant == config.reference or ours is None or other is None:
+                    continue
+                c = paired(ours, other, curve.metric, curve.higher_is_better)
+                versus_reference.append(c)
+                statements.append(f"{curve.task} · {curve.protocol}, {b} steps: " + c.sentence(config.reference, variant, 100, " pt"))
     lines += _budget_section(study)
-    wins = sum("is better" in s for s in statements)
-    losses = sum("is worse" in s for s in statements)
-    lines += ["## What the numbers support", "",
-              f"Of {len(statements)} comparisons of `{config.reference}` with another init, {wins} favour it by more than the "
-              f"fold std, {losses} go against it by more than the fold std, and {len(statements) - wins - losses} are within "
-              "the fold std (no difference shown at this budget). A difference within one fold std is not evidence either way.",
-              "", *[f"- {s}" for s in statements], "",
-              "## What they do not support", "",
-              "These are phantom tasks, pretrained for minutes on a CPU (steps above), not the paper's 300 epochs of "
-              "real Butterfly and CAMUS frames on two GPUs, and each fold tests a few dozen images. The likeliest reason "
-              f"when `{config.reference}` does not win is that budget: with a few hundred steps every variant's encoder is "
-              "still close to its initialisation, so the evaluate stage's fine-tuning decides most of the result and "
-              "differences between pretraining objectives stay inside the fold spread. Nothing here confirms or "
-              "contradicts the paper's numbers on real data; rerun with larger pretraining budgets "
-              "(`pretrain.overrides`) to see whether the gaps grow.", ""]
+    lines += ["## What the numbers support", ""] + _verdicts(versus_random, "a pretrained encoder against the random init")
+    lines += _verdicts(versus_reference, f"`{config.reference}` against each ablation at the same budget")
+    lines += ["", *[f"- {s}" for s in statements], ""]
+    target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("\n".join(lines))
     print(f"[study] results: {target}")
     return target
+
+
+def _verdicts(comparisons: list[PairedComparison], what: str) -> list[str]:
+    """A generated summary of a family of comparisons (counts, and the resolution when nothing shows)."""
+    if not comparisons:
+        return [f"No comparison of {what} was possible (missing results).", ""]
+    better = sum(c.verdict == "better" for c in comparisons)
+    worse = sum(c.verdict == "worse" for c in comparisons)
+    detectable = [c.detectable for c in comparisons if c.n > 1]
+    line = (f"Of {len(comparisons)} comparisons of {what}, {better} show a gain, {worse} a loss and "
+            f"{len(comparisons) - better - worse} no difference (95 % CI holds 0). The smallest differences the design "
+            f"detects (95 % confidence, 80 % power) range from {_range(detectable)} (median "
+            f"{_points(sorted(detectable)[len(detectable) // 2])})." if detectable else
+            f"Of {len(comparisons)} comparisons of {what}, none has two paired units: no interval.")
+    if better == 0 and detectable:
+        line += f" No gain shows at these budgets; a true gain of {_points(max(detectable))} or more would have shown."
+    return [line, ""]
 
 
 def _loss_curve(run_dir: Path, tag: str = "train/loss") -> list[float]:
@@ -308,27 +406,29 @@ def _loss_curve(run_dir: Path, tag: str = "train/loss") -> list[float]:
 
 
 def _budget_section(study: Study) -> list[str]:
-    """What each variant's pretraining got: optimizer steps, frames seen (its checkpoint) and its loss curve's ends."""
+    """What each pretraining run got: optimizer steps, frames seen (its checkpoint) and its loss curve's ends."""
     from anaus_pl.checkpoints import load_checkpoint
 
     rows = []
-    for variant in study.config.variants:
-        run_dir = study.encoder(variant).parent
-        checkpoint = run_dir / "checkpoints" / "last.ckpt"
-        if not checkpoint.is_file():
-            rows.append(f"| {variant} | n/a | n/a | n/a |")
-            continue
-        state = load_checkpoint(checkpoint, "pretrain")
-        batch = state.get("datamodule_hyper_parameters", {}).get("batch_size")
-        steps = int(state["global_step"])
-        curve = _loss_curve(run_dir)
-        ends = f"{sum(curve[:3]) / len(curve[:3]):.3f} -> {sum(curve[-3:]) / len(curve[-3:]):.3f}" if curve else "n/a"
-        rows.append(f"| {variant} | {steps} | {steps * batch if batch else 'n/a'} | {ends} |")
-    minutes = {k.split(":", 1)[1]: v / 60 for k, v in study.timings.items() if k.startswith("pretrain:")}
+    for steps in (b for b in study.config.budgets if b > 0):
+        for variant in study.config.variants:
+            name = study.run_name(variant, steps)
+            run_dir = study.encoder(variant, steps).parent
+            checkpoint = run_dir / "checkpoints" / "last.ckpt"
+            if not checkpoint.is_file():
+                rows.append(f"| {name} | n/a | n/a | n/a | n/a |")
+                continue
+            state = load_checkpoint(checkpoint, "pretrain")
+            batch = state.get("datamodule_hyper_parameters", {}).get("batch_size")
+            done = int(state["global_step"])
+            curve = _loss_curve(run_dir)
+            ends = f"{sum(curve[:3]) / len(curve[:3]):.3f} -> {sum(curve[-3:]) / len(curve[-3:]):.3f}" if curve else "n/a"
+            minutes = study.timings.get(f"pretrain:{name}")
+            rows.append(f"| {name} | {done} | {done * batch if batch else 'n/a'} | {ends} | "
+                        f"{f'{minutes / 60:.1f}' if minutes else 'n/a'} |")
     return ["## Pretraining budget", "",
-            "| variant | optimizer steps | frames seen | training loss, first -> last 3 logged steps |",
-            "|---|---|---|---|", *rows, "",
-            "Wall time per variant (min): " + ", ".join(f"{k} {v:.1f}" for k, v in minutes.items()), ""]
+            "| run | optimizer steps | frames seen | training loss, first -> last 3 logged steps | wall time (min) |",
+            "|---|---|---|---|---|", *rows, ""]
 
 
 def main(argv: Sequence[str]) -> int:

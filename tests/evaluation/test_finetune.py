@@ -5,7 +5,9 @@ from lightning.pytorch import Trainer
 
 from anaus_pl.data.datamodules.finetune import FoldDataModule, LoadedTask
 from anaus_pl.models.downstream import BackboneSpec, StagedEncoder, build_init
-from anaus_pl.tasks.finetune import FinetuneModule, instance_targets
+from anaus_pl.evaluation.kinds import get_kind
+from anaus_pl.evaluation.kinds.segmentation import instance_targets
+from anaus_pl.tasks.finetune import FinetuneModule
 
 
 def _disks(n: int, size: int) -> LoadedTask:
@@ -46,7 +48,7 @@ def test_mask_rcnn_segmentation_trains_and_predicts_masks() -> None:
     """The paper's Mask R-CNN protocol runs (tiny sizes): SGD steps, then binary masks of the test images."""
     torch.manual_seed(0)
     data = _disks(8, 64)
-    module = FinetuneModule(head="maskrcnn", optimizer="sgd", lr=0.01, image_size=64, fpn_channels=32, mode="finetune")
+    module = FinetuneModule(get_kind("segmentation"), head="maskrcnn", optimizer="sgd", lr=0.01, image_size=64, fpn_channels=32, mode="finetune")
     datamodule = FoldDataModule(data, np.arange(6), np.arange(6, 8), np.arange(6, 8), batch_size=3)
     trainer = Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                       enable_model_summary=False, num_sanity_val_steps=0)
@@ -63,7 +65,7 @@ def test_mask_rcnn_segmentation_trains_and_predicts_masks() -> None:
 def test_fpn_segmenter_loss_falls_on_a_tiny_problem() -> None:
     torch.manual_seed(0)
     data = _disks(8, 32)
-    module = FinetuneModule(head="fpn", image_size=32, fpn_channels=16, lr=1e-3, mode="full")
+    module = FinetuneModule(get_kind("segmentation"), head="fpn", image_size=32, fpn_channels=16, lr=1e-3, mode="full")
     datamodule = FoldDataModule(data, np.arange(8), np.arange(8), np.arange(8), batch_size=8, augment=False)
     batch = next(iter(datamodule.train_dataloader()))
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
@@ -75,3 +77,13 @@ def test_fpn_segmenter_loss_falls_on_a_tiny_problem() -> None:
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.9 * losses[0]
+
+
+def test_foreground_prior_starts_the_mask_head_at_that_probability() -> None:
+    torch.manual_seed(0)
+    module = FinetuneModule(get_kind("segmentation"), head="fpn", image_size=32, fpn_channels=8, foreground_prior=0.1)
+    assert torch.sigmoid(module.model.head[-1].bias).item() == pytest.approx(0.1)
+    plain = FinetuneModule(get_kind("segmentation"), head="fpn", image_size=32, fpn_channels=8)
+    assert abs(plain.model.head[-1].bias.item()) < 1  # default init: no prior
+    with pytest.raises(ValueError, match="foreground prior"):
+        FinetuneModule(get_kind("segmentation"), head="fpn", image_size=32, fpn_channels=8, foreground_prior=1.5)

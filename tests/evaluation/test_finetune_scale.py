@@ -17,6 +17,7 @@ from lightning.pytorch import Trainer
 from anaus_pl.data.datamodules.finetune import FoldDataModule, LoadedTask
 from anaus_pl.evaluation import runner
 from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig
+from anaus_pl.evaluation.kinds import get_kind
 from anaus_pl.tasks.finetune import FinetuneModule
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -41,7 +42,8 @@ def disks(n: int = 17, size: int = 32) -> LoadedTask:
 
 def module(head: str) -> FinetuneModule:
     torch.manual_seed(0)  # the same random weights in every process
-    return FinetuneModule(head=head, image_size=32, fpn_channels=16, mode="full")
+    kind = get_kind("classification" if head == "linear" else "segmentation")
+    return FinetuneModule(kind, head=head, image_size=32, fpn_channels=16, mode="full")
 
 
 def evaluate(trainer: Trainer, head: str) -> dict:
@@ -91,12 +93,14 @@ def test_two_ranks_give_the_one_process_validation_metric_and_test_fold(tmp_path
 
 def test_evaluate_folds_run_in_bf16_mixed_on_cpu(data_root: Path, tmp_path: Path) -> None:
     """One classification and one FPN segmentation fold, ``precision: bf16-mixed``: finite loss, results."""
-    tasks = [TaskConfig("cls", "fake-cls", str(data_root), "classification", image_size=32, epochs=1, batch_size=8, lr=1e-3),
-             TaskConfig("seg", "fake-seg", str(data_root), "segmentation", head="fpn", image_size=32, epochs=1, batch_size=8,
+    tasks = [TaskConfig("cls", "fake-cls", str(data_root), "classification", protocols=["finetune"], image_size=32, epochs=1,
+                        batch_size=8, lr=1e-3),
+             TaskConfig("seg", "fake-seg", str(data_root), "segmentation", protocols=["finetune"], head="fpn", image_size=32,
+                        epochs=1, batch_size=8,
                         lr=1e-3, fpn_channels=16)]
     config = EvaluateConfig(tasks=tasks, inits=["random"], out_dir=str(tmp_path / "out"), n_folds=3, accelerator="cpu",
                             precision="bf16-mixed", only_folds=[0])
     runner.evaluate(config)
     for task, metric in (("cls", "accuracy"), ("seg", "dice")):
-        record = json.loads((tmp_path / "out" / "results" / task / "random" / "fold0.json").read_text())
+        record = json.loads((tmp_path / "out" / "results" / task / "finetune" / "random" / "r0_fold0.json").read_text())
         assert np.isfinite(record["best_val"]) and 0 <= record["metrics"][metric] <= 1, record

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
+from anaus_pl.evaluation.kinds import DownstreamKind, get_kind
+from anaus_pl.models.downstream import init_label
+
 
 @dataclass
 class TaskConfig:
@@ -15,8 +18,13 @@ class TaskConfig:
         layout: reader name for :func:`anaus_pl.data.layouts.get_layout` (``busi``, ``pocus-uscl``, ...).
         root: the data set's root folder.
         layout_options: reader options (e.g. ``{stride: 3}`` for HMC-QU or POCUS frames; see data/README.md).
-        kind: ``classification`` or ``segmentation``.
-        head: ``linear`` for classification; ``fpn`` (fast) or ``maskrcnn`` (paper) for segmentation.
+        kind: a registered task kind (``classification``, ``segmentation``; see ``anaus_pl.evaluation.kinds``).
+        protocols: what is measured per init: ``finetune`` (train the backbone's last stages and a head),
+            ``linear`` (frozen backbone: a linear probe on pooled features for classification, a light decoder on
+            frozen multi-scale features for segmentation) and ``knn`` (classification: cosine kNN on frozen
+            pooled features). Empty: every protocol of the kind.
+        head: the fine-tuning head: ``linear`` for classification; ``fpn`` (fast) or ``maskrcnn`` (paper) for
+            segmentation (empty: the kind's first).
         foreground: anatomy names forming the segmentation foreground (all of the reader's when empty).
         empty_masks: segmentation images whose mask is empty (BUSI normals): ``exclude`` them or ``include``
             them, scored by the empty-mask policy of docs/evaluate.md.
@@ -34,14 +42,20 @@ class TaskConfig:
         crop_scale: area range of the random resized crop augmentation.
         label_fraction: share of each fold's training images used (low-label regimes); the subset is
             drawn with the fold's seed, stratified by class for classification, at least one image per class.
+        knn_k: neighbours of the ``knn`` protocol.
+        foreground_prior: segmentation: initial foreground probability of the mask-logit layer of the ``fpn``
+            head and of the frozen protocol's decoder (None: zero bias, i.e. 0.5 everywhere).
+        probe_weight_decay: L2 penalty of the ``linear`` protocol's logistic regression (standardised features).
+        probe_epochs: epochs of the segmentation ``linear`` protocol's light decoder (width ``fpn_channels``).
     """
 
     name: str
     layout: str
     root: str
-    kind: Literal["classification", "segmentation"]
+    kind: str
     layout_options: dict[str, Any] = field(default_factory=dict)
-    head: Literal["linear", "fpn", "maskrcnn"] = "linear"
+    protocols: list[str] = field(default_factory=list)
+    head: str = ""
     foreground: list[str] = field(default_factory=list)
     empty_masks: Literal["exclude", "include"] = "exclude"
     folds: Literal["auto", "official", "generated"] = "auto"
@@ -57,15 +71,31 @@ class TaskConfig:
     fpn_channels: int = 64
     crop_scale: tuple[float, float] = (0.8, 1.0)
     label_fraction: float = 1.0
+    knn_k: int = 20
+    foreground_prior: Optional[float] = None
+    probe_weight_decay: float = 1e-3
+    probe_epochs: int = 40
 
     def __post_init__(self) -> None:
         if not 0 < self.label_fraction <= 1:
             raise ValueError(f"task {self.name!r}: label_fraction must be in (0, 1], got {self.label_fraction}")
-        heads = {"classification": ("linear",), "segmentation": ("fpn", "maskrcnn")}[self.kind]
-        if self.head not in heads:
-            raise ValueError(f"task {self.name!r}: a {self.kind} task needs head {' or '.join(heads)}, got {self.head!r}")
+        kind = self.task_kind
+        self.head = self.head or kind.heads[0]
+        if self.head not in kind.heads:
+            raise ValueError(f"task {self.name!r}: a {self.kind} task needs head {' or '.join(kind.heads)}, got {self.head!r}")
+        self.protocols = list(self.protocols or kind.protocols)
+        unknown = [p for p in self.protocols if p not in kind.protocols]
+        if unknown or len(set(self.protocols)) != len(self.protocols):
+            raise ValueError(f"task {self.name!r}: protocols {self.protocols} must be distinct values of {list(kind.protocols)}")
+        if self.knn_k < 1 or self.probe_epochs < 1:
+            raise ValueError(f"task {self.name!r}: need knn_k >= 1 and probe_epochs >= 1")
         if self.image_size < 32 or self.epochs < 1 or self.batch_size < 2:
             raise ValueError(f"task {self.name!r}: need image_size >= 32, epochs >= 1 and batch_size >= 2")
+
+    @property
+    def task_kind(self) -> DownstreamKind:
+        """The registered kind object of ``kind``."""
+        return get_kind(self.kind)
 
 
 @dataclass
@@ -79,7 +109,11 @@ class EvaluateConfig:
         arch: backbone architecture for ``random`` and user weight files.
         library: ``torchvision`` or ``timm`` for ``random`` inits.
         n_folds: cross-validation folds.
-        seed: fold seed; fold k trains with seed ``seed + k`` for every init alike.
+        seed: fold seed; fold k of repeat r trains with seed ``seed + 1000 r + k`` for every init alike.
+        repeats: reruns of the cross-validation with new seeds (generated folds are redrawn with fold seed
+            ``seed + r``; official folds stay and only the training seed changes); paired statistics use
+            folds x repeats units.
+        reference: the init (string or label) every other init is compared with, per fold (paired).
         val_fraction: share of a fold's training part held out for model selection / early stopping.
         selection: ``inner_validation`` (honest) or ``test_fold_best_epoch`` (USCL/HiCo/ANAUS-compatible:
             the best epoch is chosen on the test fold; reports say so in their title).
@@ -108,8 +142,14 @@ class EvaluateConfig:
     overlay_cases: int = 4
     only_tasks: Optional[list[str]] = None
     only_folds: Optional[list[int]] = None
+    repeats: int = 1
+    reference: str = "random"
 
     def __post_init__(self) -> None:
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be at least 1, got {self.repeats}")
+        if len(self.inits) > 1 and self.reference_init is None:
+            raise ValueError(f"reference {self.reference!r} is none of the inits {self.inits} (give an init or its label)")
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique, got {names}")
@@ -124,3 +164,8 @@ class EvaluateConfig:
         for init in self.inits:
             if init.partition(":")[0] not in ("encoder", "random", "torchvision", "timm"):
                 raise ValueError(f"init {init!r}: use encoder:<path>, random, torchvision:<file> or timm:<file>")
+
+    @property
+    def reference_init(self) -> str | None:
+        """The init string the others are compared with (None when ``reference`` is not among the inits)."""
+        return next((i for i in self.inits if self.reference in (i, init_label(i))), None)

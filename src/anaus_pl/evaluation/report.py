@@ -1,8 +1,11 @@
 """The evaluation report: ``report.json``, ``report.md``, PNG figures and TensorBoard.
 
-Every number comes from the per-fold result files; mean and std are over
-folds (population std, ``ddof=0``, as numpy). Ratios are shown in percent,
-HD95 in pixels at the task's letterboxed size.
+Every number comes from the per-unit result files. Per init and protocol: each
+unit's values (folds x repeats), their mean and sample std (``ddof=1``), and
+for every init but the reference the paired per-unit difference to the
+reference with its 95 % t-interval and the smallest difference the design
+detects (95 % confidence, 80 % power; :mod:`anaus_pl.evaluation.statistics`).
+Ratios are shown in percent, distances (HD95) in pixels at the task's letterboxed size.
 """
 
 from __future__ import annotations
@@ -11,19 +14,16 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from anaus_pl.atomic import write_json, write_text
+from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig
+from anaus_pl.evaluation.kinds import DownstreamKind
+from anaus_pl.evaluation.statistics import paired_comparison, sample_std
+from anaus_pl.models.downstream import init_label
 
-from anaus_pl.atomic import write_json, write_text  # noqa: E402
-from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig  # noqa: E402
-from anaus_pl.evaluation.metrics import CLASSIFICATION_METRICS, SEGMENTATION_METRICS  # noqa: E402
-from anaus_pl.models.downstream import init_label  # noqa: E402
-
-LOWER_IS_BETTER = {"hd95"}
 PAPER_MODE_NOTE = "paper-compatible protocol: best epoch selected on the test fold (optimistic, as USCL/HiCo/ANAUS)"
+STD_NOTE = "std is the sample std over units (ddof=1)"
 
 
 def report_title(config: EvaluateConfig) -> str:
@@ -32,38 +32,52 @@ def report_title(config: EvaluateConfig) -> str:
     return f"{title} ({PAPER_MODE_NOTE})" if config.selection == "test_fold_best_epoch" else title
 
 
-def _metric_names(task: TaskConfig) -> tuple[str, ...]:
-    return CLASSIFICATION_METRICS if task.kind == "classification" else SEGMENTATION_METRICS
+def _summarise(kind: DownstreamKind, records: list[dict]) -> dict:
+    records = sorted(records, key=lambda r: (r["repeat"], r["fold"]))
+    units = [{"repeat": r["repeat"], "fold": r["fold"], "best_epoch": r.get("best_epoch"), "n_test": r["n_test"],
+              **{name: r["metrics"][name] for name in kind.metrics}} for r in records]
+    summary = {"folds": units, "mean": {}, "std": {}}
+    for name in kind.metrics:
+        values = [r["metrics"][name] for r in records]
+        summary["mean"][name], summary["std"][name] = float(np.mean(values)), sample_std(values)
+    return {**summary, **kind.summarise(records)}
 
 
-def _summarise(task: TaskConfig, records: list[dict]) -> dict:
-    folds = [{"fold": r["fold"], "best_epoch": r["best_epoch"], "n_test": r["n_test"], **r["metrics"]} for r in records]
-    summary = {"folds": folds, "mean": {}, "std": {}}
-    for name in _metric_names(task):
-        values = np.array([r["metrics"][name] for r in records], dtype=float)
-        summary["mean"][name], summary["std"][name] = float(np.mean(values)), float(np.std(values))
-    if task.kind == "classification":
-        classes = records[0]["class_names"]
-        for name in ("precision", "recall"):
-            summary["mean"][name] = {c: float(np.mean([r["metrics"][name][c] for r in records])) for c in classes}
-        pooled = np.sum([r["metrics"]["confusion"] for r in records], axis=0)
-        summary["pooled_confusion"] = pooled.tolist()
-        summary["pooled_accuracy"] = float(np.trace(pooled) / max(1, pooled.sum()))
-        summary["class_names"] = classes
-    return summary
+def _compare(kind: DownstreamKind, entry: dict, reference: dict) -> dict:
+    """Paired comparisons of every metric over the units both hold."""
+    shared = sorted({(u["repeat"], u["fold"]) for u in entry["folds"]} & {(u["repeat"], u["fold"]) for u in reference["folds"]})
+    by_unit = [{(u["repeat"], u["fold"]): u for u in e["folds"]} for e in (entry, reference)]
+    out = {}
+    for name in kind.metrics:
+        result = paired_comparison([by_unit[0][u][name] for u in shared], [by_unit[1][u][name] for u in shared],
+                                   higher_is_better=name not in kind.lower_is_better)
+        out[name] = {**asdict(result), "verdict": result.verdict}
+    return out
 
 
-def collect(out_dir: Path, config: EvaluateConfig, folds_by_task: dict[str, dict]) -> dict:
-    """report.json's content: tasks -> inits -> folds -> metrics, with mean and std."""
-    report = {"title": report_title(config), "selection": config.selection, "protocol": asdict(config), "tasks": {}}
+def collect(out_dir: Path, config: EvaluateConfig) -> dict:
+    """report.json's content: tasks -> protocols -> inits -> units, mean, std and paired comparisons."""
+    reference = config.reference_init
+    report = {"title": report_title(config), "selection": config.selection, "repeats": config.repeats,
+              "reference": init_label(reference) if reference else None, "std": STD_NOTE,
+              "protocol": asdict(config), "tasks": {}}
     for task in config.tasks:
-        entry = {"kind": task.kind, "head": task.head, "folds": folds_by_task.get(task.name, {}).get("origin"),
-                 "fold_seed": folds_by_task.get(task.name, {}).get("seed"), "inits": {}}
-        for init in config.inits:
-            files = sorted((out_dir / "results" / task.name / init_label(init)).glob("fold*.json"))
-            records = [json.loads(f.read_text()) for f in files]
-            if records:
-                entry["inits"][init_label(init)] = {"init": init, **_summarise(task, records)}
+        kind = task.task_kind
+        folds_file = out_dir / "folds" / f"{task.name}_r0.json"
+        folds = json.loads(folds_file.read_text()) if folds_file.is_file() else {}
+        entry = {"kind": task.kind, "head": task.head, "headline": kind.headline, "folds": folds.get("origin"),
+                 "fold_seed": folds.get("seed"), "protocols": {}}
+        for protocol in task.protocols:
+            inits = {}
+            for init in config.inits:
+                files = sorted((out_dir / "results" / task.name / protocol / init_label(init)).glob("r*_fold*.json"))
+                records = [json.loads(f.read_text()) for f in files]
+                if records:
+                    inits[init_label(init)] = {"init": init, **_summarise(kind, records)}
+            ref_label = init_label(reference) if reference else None
+            comparisons = {label: _compare(kind, result, inits[ref_label]) for label, result in inits.items()
+                           if ref_label in inits and label != ref_label}
+            entry["protocols"][protocol] = {"inits": inits, "comparisons": comparisons}
         report["tasks"][task.name] = entry
     return report
 
@@ -81,125 +95,103 @@ def schedule_note(init: str) -> str:
     return f" (**pretraining stopped at step {done} of {planned}**)" if done < planned else f" ({done}/{planned} steps)"
 
 
-def _cell(name: str, mean: float, std: float) -> str:
-    return f"{mean:.2f} ± {std:.2f}" if name in LOWER_IS_BETTER else f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+def _scale(kind: DownstreamKind, name: str) -> tuple[float, str]:
+    return (1.0, " px") if name in kind.lower_is_better else (100.0, " pt")
+
+
+def _cell(kind: DownstreamKind, name: str, mean: float, std: float) -> str:
+    scale, _ = _scale(kind, name)
+    digits = 2 if scale == 1 else 1
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}"
+
+
+def _protocol_line(task: TaskConfig, protocol: str) -> str:
+    if protocol == "finetune":
+        mode = task.mode + (f" (last {task.trainable_stages} stages)" if task.mode == "finetune" else "")
+        return f"finetune: {task.head} head, {mode}, {task.epochs} epochs, {task.optimizer} lr {task.lr:g}"
+    if protocol == "knn":
+        return f"knn: cosine kNN on frozen pooled features, k={task.knn_k}"
+    return f"{protocol}: {task.task_kind.frozen_protocols[protocol]}"
 
 
 def markdown(report: dict, config: EvaluateConfig) -> str:
-    """report.md: protocol, then one table per task (inits as rows, mean ± std, best in bold)."""
+    """report.md: protocol, then per task and protocol the summary, the paired comparisons and the per-unit table."""
+    reference = report["reference"]
     lines = [f"# {report['title']}", "", "## Protocol", "",
-             f"- {config.n_folds}-fold cross-validation; model selection: "
+             f"- {config.n_folds}-fold cross-validation x {config.repeats} repeat(s); model selection (finetune): "
              + ("**on the test fold (paper-compatible, optimistic)**" if config.selection == "test_fold_best_epoch"
                 else f"inner validation split ({config.val_fraction:.0%} of each training part, group-aware)"),
-             f"- backbone {config.library}.{config.arch}; fold seed {config.seed}, fold k trains with seed {config.seed}+k",
-             "- ratios in %, HD95 in pixels at the task's image size; mean ± std over folds; best in bold", ""]
-    lines += ["| task | data | head | mode | size | epochs | optimizer | lr | folds |", "|---|---|---|---|---|---|---|---|---|"]
+             f"- backbone {config.library}.{config.arch}; fold seed {config.seed} + repeat, fold k of repeat r trains "
+             f"with seed {config.seed} + 1000 r + k for every init alike",
+             f"- ratios in %, HD95 in pixels at the task's image size; mean ± std over folds x repeats; {STD_NOTE}",
+             f"- paired comparisons against `{reference}`: mean per-unit difference with its 95 % t-interval; "
+             "'detectable' is the smallest difference the design detects at 95 % confidence and 80 % power", ""]
+    lines += ["| task | data | protocols | size | folds |", "|---|---|---|---|---|"]
     for task in config.tasks:
         origin = report["tasks"][task.name]["folds"] or "-"
-        mode = task.mode + (f" (last {task.trainable_stages} stages)" if task.mode == "finetune" else "")
-        lines.append(f"| {task.name} | {task.layout} `{task.root}` | {task.head} | {mode} | {task.image_size} | {task.epochs} "
-                     f"| {task.optimizer} | {task.lr:g} | {origin} |")
+        protocols = "<br>".join(_protocol_line(task, p) for p in task.protocols)
+        lines.append(f"| {task.name} | {task.layout} `{task.root}` | {protocols} | {task.image_size} | {origin} |")
     for task in config.tasks:
-        inits = report["tasks"][task.name]["inits"]
-        names = _metric_names(task)
-        lines += ["", f"## {task.name}", ""]
-        if not inits:
-            lines.append("No results yet.")
-            continue
-        best = {}
-        for name in names:
-            means = {label: entry["mean"][name] for label, entry in inits.items()}
-            best[name] = (min if name in LOWER_IS_BETTER else max)(means.values())
-        header = ["init", *names, "folds"]
-        if task.kind == "classification":
-            header.insert(-1, "pooled acc.")
-        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for label, entry in inits.items():
-            cells = []
-            for name in names:
-                text = _cell(name, entry["mean"][name], entry["std"][name])
-                cells.append(f"**{text}**" if len(inits) > 1 and np.isclose(entry["mean"][name], best[name]) else text)
-            if task.kind == "classification":
-                cells.append(f"{100 * entry['pooled_accuracy']:.1f}")
-            lines.append(f"| {label}{schedule_note(entry['init'])} | " + " | ".join(cells) + f" | {len(entry['folds'])} |")
-    lines += ["", "Figures: `figures/` (bars per metric with fold dots, confusion matrices, segmentation overlays).", ""]
+        kind, entry = task.task_kind, report["tasks"][task.name]
+        for protocol, result in entry["protocols"].items():
+            lines += ["", f"## {task.name} · {protocol}", ""]
+            inits = result["inits"]
+            if not inits:
+                lines.append("No results yet.")
+                continue
+            lines += _summary_table(kind, inits)
+            if result["comparisons"]:
+                lines += ["", f"Paired differences to `{reference}` ({kind.headline}):", ""]
+                for label, comparison in result["comparisons"].items():
+                    values = comparison[kind.headline]
+                    scale, unit = _scale(kind, kind.headline)
+                    lines.append(f"- {_sentence(label, reference, values, scale, unit)}")
+            lines += ["", f"Per unit ({kind.headline}):", ""] + _unit_table(kind, inits)
+    lines += ["", "Figures: `figures/` (headline bars with unit dots per protocol, confusion matrices, segmentation overlays).", ""]
     return "\n".join(lines)
 
 
-def bar_figure(task: str, name: str, inits: dict) -> plt.Figure:
-    """Mean per init as bars, each fold as a dot."""
-    figure, axis = plt.subplots(figsize=(1.6 + 1.2 * len(inits), 3.2))
-    scale = 1 if name in LOWER_IS_BETTER else 100
-    for x, (label, entry) in enumerate(inits.items()):
-        values = np.array([fold[name] for fold in entry["folds"]]) * scale
-        axis.bar(x, values.mean(), yerr=values.std(), color=f"C{x}", alpha=0.6, capsize=4)
-        jitter = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
-        axis.scatter(x + jitter, values, color="k", s=12, zorder=3)
-    axis.set_xticks(range(len(inits)), list(inits), rotation=15)
-    axis.set_ylabel(f"{name} ({'px' if name in LOWER_IS_BETTER else '%'})")
-    axis.set_title(f"{task}: {name}")
-    figure.tight_layout()
-    return figure
+def _sentence(label: str, reference: str, values: dict, scale: float, unit: str) -> str:
+    from anaus_pl.evaluation.statistics import PairedComparison
+
+    fields = {k: values[k] for k in PairedComparison.__dataclass_fields__}
+    return PairedComparison(**fields).sentence(label, reference, scale, unit)
 
 
-def confusion_figure(task: str, inits: dict) -> plt.Figure:
-    """Confusion matrices summed over folds, one panel per init."""
-    figure, axes = plt.subplots(1, len(inits), figsize=(3.4 * len(inits), 3.2), squeeze=False)
-    for axis, (label, entry) in zip(axes[0], inits.items()):
-        matrix = np.array(entry["pooled_confusion"])
-        axis.imshow(matrix, cmap="Blues")
-        for (i, j), value in np.ndenumerate(matrix):
-            axis.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
-        classes = entry["class_names"]
-        axis.set_xticks(range(len(classes)), classes, rotation=30)
-        axis.set_yticks(range(len(classes)), classes)
-        axis.set_xlabel("predicted")
-        axis.set_ylabel("truth")
-        axis.set_title(f"{label} (acc. {100 * entry['pooled_accuracy']:.1f}%)")
-    figure.suptitle(task)
-    figure.tight_layout()
-    return figure
+def _summary_table(kind: DownstreamKind, inits: dict) -> list[str]:
+    best = {name: (min if name in kind.lower_is_better else max)(e["mean"][name] for e in inits.values()) for name in kind.metrics}
+    extras = list(kind.extra_columns(next(iter(inits.values()))))
+    header = ["init", *kind.metrics, *extras, "units"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for label, entry in inits.items():
+        cells = []
+        for name in kind.metrics:
+            text = _cell(kind, name, entry["mean"][name], entry["std"][name])
+            cells.append(f"**{text}**" if len(inits) > 1 and np.isclose(entry["mean"][name], best[name]) else text)
+        cells += list(kind.extra_columns(entry).values())
+        lines.append(f"| {label}{schedule_note(entry['init'])} | " + " | ".join(cells) + f" | {len(entry['folds'])} |")
+    return lines
 
 
-def overlay_figure(task: str, out_dir: Path, labels: list[str], count: int) -> plt.Figure | None:
-    """Per init, the best and worst test images by Dice: truth in green, prediction in red."""
-    rows = []
-    for label in labels:
-        files = sorted((out_dir / "results" / task / label).glob("fold*_cases.npz"))
-        if not files:
-            continue
-        cases = [np.load(f) for f in files]
-        dice = np.concatenate([c["dice"] for c in cases])
-        stack = {key: np.concatenate([c[key] for c in cases]) for key in ("image", "truth", "prediction", "source")}
-        order = np.argsort(dice, kind="stable")
-        rows.append((label, "best", order[::-1][:count], stack, dice))
-        rows.append((label, "worst", order[:count], stack, dice))
-    if not rows:
-        return None
-    figure, axes = plt.subplots(len(rows), count, figsize=(2.2 * count, 2.3 * len(rows)), squeeze=False)
-    for r, (label, which, chosen, stack, dice) in enumerate(rows):
-        for c in range(count):
-            axis = axes[r][c]
-            axis.axis("off")
-            if c >= len(chosen):
-                continue
-            i = chosen[c]
-            rgb = np.repeat(stack["image"][i][..., None], 3, -1).astype(float) / 255
-            rgb[stack["truth"][i] > 0] = 0.5 * rgb[stack["truth"][i] > 0] + [0, 0.5, 0]
-            rgb[stack["prediction"][i] > 0] = 0.5 * rgb[stack["prediction"][i] > 0] + [0.5, 0, 0]
-            axis.imshow(rgb.clip(0, 1))
-            axis.set_title(f"{label} {which}\nDice {100 * dice[i]:.1f}", fontsize=7)
-    figure.suptitle(f"{task}: truth green, prediction red (overlap yellow-brown)")
-    figure.tight_layout()
-    return figure
+def _unit_table(kind: DownstreamKind, inits: dict) -> list[str]:
+    units = sorted({(u["repeat"], u["fold"]) for e in inits.values() for u in e["folds"]})
+    scale, _ = _scale(kind, kind.headline)
+    lines = ["| init | " + " | ".join(f"r{r} f{k}" for r, k in units) + " |", "|---|" + "---|" * len(units)]
+    for label, entry in inits.items():
+        values = {(u["repeat"], u["fold"]): u[kind.headline] for u in entry["folds"]}
+        lines.append(f"| {label} | " + " | ".join(f"{scale * values[u]:.1f}" if u in values else "-" for u in units) + " |")
+    return lines
 
 
-def build_report(out_dir: str | Path, config: EvaluateConfig, folds_by_task: dict[str, dict]) -> Path:
+def build_report(out_dir: str | Path, config: EvaluateConfig) -> Path:
     """Write report.json, report.md, figures/*.png and the TensorBoard report; returns report.json's path."""
     from torch.utils.tensorboard import SummaryWriter
 
+    from anaus_pl.evaluation.figures import bar_figure
+
     out_dir = Path(out_dir)
-    report = collect(out_dir, config, folds_by_task)
+    report = collect(out_dir, config)
     write_json(out_dir / "report.json", report, indent=1)
     text = markdown(report, config)
     write_text(out_dir / "report.md", text)
@@ -208,18 +200,17 @@ def build_report(out_dir: str | Path, config: EvaluateConfig, folds_by_task: dic
     writer = SummaryWriter(str(out_dir / "tensorboard" / "report"))
     writer.add_text("report", text)
     for task in config.tasks:
-        inits = report["tasks"][task.name]["inits"]
-        if not inits:
-            continue
-        figures = {f"{task.name}_{name}": bar_figure(task.name, name, inits) for name in _metric_names(task)}
-        if task.kind == "classification":
-            figures[f"{task.name}_confusion"] = confusion_figure(task.name, inits)
-        else:
-            overlay = overlay_figure(task.name, out_dir, list(inits), config.overlay_cases)
-            if overlay is not None:
-                figures[f"{task.name}_overlays"] = overlay
-        for name, figure in figures.items():
-            figure.savefig(figures_dir / f"{name}.png", dpi=110)
-            writer.add_figure(f"report/{name}", figure)  # closes the figure
+        kind = task.task_kind
+        for protocol, result in report["tasks"][task.name]["protocols"].items():
+            inits = result["inits"]
+            if not inits:
+                continue
+            title = f"{task.name} ({protocol})"
+            figures = {kind.headline: bar_figure(title, kind.headline, inits, kind.headline in kind.lower_is_better)}
+            figures.update(kind.figures(task.name, protocol, inits, out_dir / "results" / task.name / protocol, config.overlay_cases))
+            for name, figure in figures.items():
+                stem = f"{task.name}_{protocol}_{name}"
+                figure.savefig(figures_dir / f"{stem}.png", dpi=110)
+                writer.add_figure(f"report/{stem}", figure)  # closes the figure
     writer.close()
     return out_dir / "report.json"

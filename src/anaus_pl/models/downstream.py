@@ -10,6 +10,7 @@ Inits (``init`` strings of the evaluate config):
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,15 +132,28 @@ class Classifier(nn.Module):
         return self.head(F.adaptive_avg_pool2d(self.encoder(images)[-1], 1).flatten(1))
 
 
+def init_foreground_prior(logits: nn.Conv2d, prior: float | None) -> None:
+    """Start a mask-logit layer at foreground probability ``prior`` (the RetinaNet prior init; None: leave it).
+
+    With a zero bias every pixel starts at probability 0.5, and a short schedule
+    stops while the background is still above threshold: masks over-segment.
+    """
+    if prior is not None:
+        if not 0 < prior < 1:
+            raise ValueError(f"foreground prior must be in (0, 1), got {prior}")
+        nn.init.constant_(logits.bias, math.log(prior / (1 - prior)))
+
+
 class FPNSegmenter(nn.Module):
     """torchvision FPN on the four stages; a small conv head on the stride-4 level gives mask logits."""
 
-    def __init__(self, encoder: StagedEncoder, channels: int = 64) -> None:
+    def __init__(self, encoder: StagedEncoder, channels: int = 64, prior: float | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.fpn = FeaturePyramidNetwork(encoder.channels, channels)
         self.head = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels),
                                   nn.ReLU(inplace=True), nn.Conv2d(channels, 1, 1))
+        init_foreground_prior(self.head[-1], prior)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.encoder(images)

@@ -42,6 +42,7 @@ class EncoderMeta:
     method: str = "anaus"
     steps_done: int | None = None
     steps_planned: int | None = None
+    monitor: dict[str, float] = field(default_factory=dict)  # last ProbeMonitor values (held-set kNN / linear accuracy)
 
     @property
     def truncated(self) -> bool:

@@ -37,6 +37,7 @@ from anaus_pl.losses.byol import byol_loss
 from anaus_pl.losses.core_region import CoreLossKind, core_region_loss
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, EncoderMeta, save_encoder
+from anaus_pl.tasks.probe_monitor import monitor_values
 from anaus_pl.models.heads import ScaleHeads
 from anaus_pl.models.regions import Weighting, distinct_per_row, region_areas, region_fractions, region_weights, sample_region_ids
 from anaus_pl.randomness import run_seed, step_generator
@@ -313,6 +314,7 @@ class PretrainTask(LightningModule):
             source_checkpoint=source_checkpoint,
             steps_done=self._trainer.global_step if self._trainer else None,
             steps_planned=int(planned) if planned is not None and math.isfinite(planned) else None,
+            monitor=monitor_values(self._trainer),
         )
 
     def export_encoder(self, out_dir: str | Path, source_checkpoint: str = "", reason: str = "") -> Path:

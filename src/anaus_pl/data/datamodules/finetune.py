@@ -49,12 +49,12 @@ def foreground_ids(layout: Layout, names: Sequence[str] | None) -> list[int]:
     return [layout.anatomy.index(n) + 1 for n in names]
 
 
-def load_task(layout: Layout, refs: Sequence[SampleRef], size: int, kind: str, foreground: Sequence[int] = (1,),
-              description: str = "") -> LoadedTask:
-    """Decode and letterbox ``refs``; segmentation masks become 0/1 for the ``foreground`` values."""
+def load_task(layout: Layout, refs: Sequence[SampleRef], size: int, foreground: Sequence[int] | None = None,
+              labels: bool = False, description: str = "") -> LoadedTask:
+    """Decode and letterbox ``refs``; masks (0/1 for the ``foreground`` values) when given, class labels when ``labels``."""
     images = np.zeros((len(refs), size, size), np.uint8)
-    masks = np.zeros_like(images) if kind == "segmentation" else None
-    labels = np.zeros(len(refs), np.int64) if kind == "classification" else None
+    masks = np.zeros_like(images) if foreground is not None else None
+    labels = np.zeros(len(refs), np.int64) if labels else None
     valid = np.zeros((len(refs), 2), np.int64)
     for i, ref in enumerate(tqdm(refs, desc=f"loading {description}", leave=False, disable=len(refs) < 200)):
         sample = layout.load(ref)
