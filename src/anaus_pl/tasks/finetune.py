@@ -21,6 +21,7 @@ from torch.nn import functional as F
 from torchmetrics import MeanMetric
 
 from anaus_pl.evaluation.metrics import segmentation_per_image
+from anaus_pl.models.compile import compile_modules
 from anaus_pl.models.downstream import BackboneSpec, Classifier, FPNSegmenter, StagedEncoder, build_init, build_mask_rcnn
 
 Head = Literal["linear", "fpn", "maskrcnn"]
@@ -64,13 +65,14 @@ class FinetuneModule(LightningModule):
         optimizer: ``adam`` or ``sgd`` (momentum ``momentum``); cosine-annealed over ``max_epochs``.
         image_size: the letterboxed input size (Mask R-CNN needs it for its transform and anchors).
         score_threshold: Mask R-CNN detections at least this confident form the predicted mask.
+        compile: ``torch.compile`` the model (backbone and head); off by default (slow to compile on a CPU).
     """
 
     def __init__(self, init: str = "random", head: Head = "linear", num_classes: int = 2, arch: str = "resnet18",
                  library: str = "torchvision", mode: Literal["finetune", "linear", "full"] = "finetune",
                  trainable_stages: int = 3, optimizer: Literal["adam", "sgd"] = "adam", lr: float = 0.01,
                  weight_decay: float = 1e-4, momentum: float = 0.9, fpn_channels: int = 64, image_size: int = 224,
-                 score_threshold: float = 0.5, dropout: float = 0.0) -> None:
+                 score_threshold: float = 0.5, dropout: float = 0.0, compile: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         backbone, _, mean, std = build_init(init, BackboneSpec(arch, library))
@@ -84,6 +86,8 @@ class FinetuneModule(LightningModule):
             self.model = build_mask_rcnn(encoder, image_size, fpn_channels)
         else:
             raise ValueError(f"head must be linear, fpn or maskrcnn, got {head!r}")
+        if compile:
+            compile_modules(self.model)
         self.val_score = MeanMetric()  # per-image accuracy or Dice, weighted by images across ranks
         self.test_outputs: dict[str, list[torch.Tensor]] = {}
 
