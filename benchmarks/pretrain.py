@@ -285,6 +285,7 @@ def main() -> int:
             line += (f" vs released-cost {released['images_per_s']:.2f} img/s {released['peak_memory_mib']:.0f} MiB = {speedup:.1f}x "
                      f"(CPU time {cpu_speedup:.1f}x)")
         parts.append(line)
+        print(f"pretrain: {line}", flush=True)  # each precision as it finishes (a long run on a loaded machine)
     results["scales"] = ["c5", "p4", "p3", "p2"]
     run.finish(results, f"{args.arch} batch {args.batch} {args.image_size}px K={args.k}: " + "; ".join(parts))
     return 0
