@@ -145,6 +145,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cpu", action="store_true", help="dry run of the same logic on the CPU at tiny sizes")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "gpu_check", help="where runs, logs and the table go")
+    parser.add_argument("--only", nargs="+", metavar="STAGE", help="run only the stages whose names start with these words (e.g. adapt, 'pretrain benchmark')")
     parser.add_argument("--budget-s", type=float, help="stop starting stages after this many seconds (default 480 on GPUs, 3600 for --cpu)")
     args = parser.parse_args()
     import torch
@@ -154,6 +155,8 @@ def main() -> int:
         raise SystemExit("gpu_check: no CUDA device visible to torch; use --cpu for the dry run")
     args.out.mkdir(parents=True, exist_ok=True)
     stages = plan(args.out.resolve(), args.cpu, gpus)
+    if args.only:
+        stages = [s for s in stages if any(s.name.startswith(word) for word in args.only)]
     run(stages, args.budget_s or (3600 if args.cpu else 480), args.out / "gpu_check.log")
     device = "CPU dry run (tiny sizes; not a measurement)" if args.cpu else f"{gpus} x {torch.cuda.get_device_name(0)}"
     table = markdown_table(table_rows(stages))
