@@ -10,29 +10,44 @@ cell masks per scale through a 256-id one-hot at full resolution
 the EMA update inside the scale loop (four per step), the com corruption redrawn per
 scale with Python loops over blocks and rectangles (numpy, per image, 3 channels).
 
-Each (mode, precision) runs in its own process (clean peak memory). Besides wall-clock
+``floor``: the backbone work of the algorithm and nothing else: a plain torchvision
+model of the same architecture (with its classifier) doing forward and backward on the
+3B online images (a batch of the two views, 2B, and one of the corrupted cores, B: the
+passes the step makes, so batch-norm statistics cover the same images) and forward on
+the 3B target images, at the same batch, size, precision and memory format. No FPN,
+region pooling, heads, losses, corruption, optimizer or EMA. ``fraction of floor`` =
+floor step time / our step time: 1.0 would mean everything but the backbone is free.
+
+Our step and the floor are timed interleaved in one process (ours, floor, ours, floor,
+...), so load drifts on a shared machine hit both, and the fraction is the median of
+the per-pair ratios. ``released`` runs in its own process. Besides wall-clock
 images/s, each mode reports images per CPU-second of its process (``time.process_time``):
 on a machine shared with other jobs the wall-clock ratio drifts with the load while the
-CPU-time ratio measures the work each mode does. Writes
+CPU-time ratio measures the work each mode does. The peak memory of ``ours`` is that of
+its process, which also ran the (smaller) floor. Writes
 ``benchmarks/results/pretrain.json`` and prints one line::
 
     python benchmarks/pretrain.py                 # batch 8, 224 px, ResNet-18, K=16, fp32 and bf16
+    python benchmarks/pretrain.py --compile       # the same with torch.compile of the networks (and of the floor)
     python benchmarks/pretrain.py --quick         # toy sizes (batch 2, 64 px, K=4, fp32): checks the script runs
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision
 
 from _common import BenchmarkRun, add_common_args, resolve_device, synchronize, timing_stats
 from anaus_pl.data.corruption import CorruptionConfig
@@ -132,41 +147,98 @@ def released_step(task: PretrainTask, batch: dict[str, torch.Tensor], rng: np.ra
     return total
 
 
+class BackboneFloor:
+    """The step's backbone work alone: a plain torchvision model, online forward + backward
+    on the views (2B) and the cores (B), target forward on both (see the module docstring)."""
+
+    def __init__(self, arch: str, device: torch.device, channels_last: bool, compile_networks: bool) -> None:
+        self.online = getattr(torchvision.models, arch)().to(device)
+        if channels_last:
+            self.online.to(memory_format=torch.channels_last)
+        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        if compile_networks:
+            self.online.compile()
+            self.target.compile()
+
+    def step(self, views: torch.Tensor, cores: torch.Tensor) -> None:
+        self.online.zero_grad(set_to_none=True)
+        (self.online(views).float().mean() + self.online(cores).float().mean()).backward()
+        with torch.no_grad():
+            self.target(views)
+            self.target(cores)
+
+
+def timed(work: Callable[[], object], device: torch.device) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds of one call."""
+    synchronize(device)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    work()
+    synchronize(device)
+    return time.perf_counter() - start, time.process_time() - cpu_start
+
+
+def peak_memory(device: torch.device) -> dict:
+    if device.type == "cuda":
+        return {"peak_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1), "peak_memory_kind": "cuda max_memory_allocated"}
+    return {"peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "peak_memory_kind": "process peak RSS"}
+
+
+def throughput(batch: int, times: list[tuple[float, float]]) -> dict:
+    wall, cpu = [t[0] for t in times], [t[1] for t in times]
+    return {"images_per_s": batch / float(np.median(wall)), "step": timing_stats(wall),
+            "images_per_cpu_s": batch / float(np.median(cpu)), "step_cpu": timing_stats(cpu)}
+
+
 def run_mode(mode: str, precision: str, args: argparse.Namespace) -> dict:
-    """Median train-step time and peak memory of one mode at one precision (run in a fresh process)."""
+    """Median train-step times of one mode at one precision (run in a fresh process).
+
+    ``ours`` is timed interleaved with the backbone floor; ``released`` alone.
+    """
     torch.manual_seed(0)
     device = resolve_device(args.device)
-    task = PretrainTask(arch=args.arch, regions_per_view=args.k, log_images_every_n_steps=0).to(device)
+    task = PretrainTask(arch=args.arch, regions_per_view=args.k, log_images_every_n_steps=0,
+                        compile=args.compile and mode == "ours").to(device)
     optimizer = torch.optim.SGD([p for p in task.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
     batch = synthetic_batch(args.batch, args.image_size, device)
     rng = np.random.default_rng(0)
-    times, cpu_times = [], []
-    for step in range(args.warmup + args.steps):
-        synchronize(device)
-        start, cpu_start = time.perf_counter(), time.process_time()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+    autocast = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")  # noqa: E731
+
+    def train_step() -> None:
+        with autocast():
             loss = task.compute_losses(batch)["loss"] if mode == "ours" else released_step(task, batch, rng)
         optimizer.zero_grad(set_to_none=True)
         loss.float().backward()
         optimizer.step()
         if mode == "ours":
             task.update_target(task.momentum)
-        synchronize(device)
-        if step >= args.warmup:
-            times.append(time.perf_counter() - start)
-            cpu_times.append(time.process_time() - cpu_start)
-    step_s = float(np.median(times))
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"mode": mode, "precision": precision, "images_per_s": args.batch / step_s, "step": timing_stats(times),
-            "images_per_cpu_s": args.batch / float(np.median(cpu_times)), "step_cpu": timing_stats(cpu_times),
-            "peak_memory_mib": round(peak, 1),
-            "peak_memory_kind": "cuda max_memory_allocated" if device.type == "cuda" else "process peak RSS"}
+
+    floor = BackboneFloor(args.arch, device, task.hparams.channels_last, args.compile) if mode == "ours" else None
+    views = task.normalize(torch.cat([batch["view1"], batch["view2"]]).float() / 255.0)
+    cores = task.normalize(batch["core1"].float() / 255.0)
+
+    def floor_step() -> None:
+        with autocast():
+            floor.step(views, cores)
+
+    ours, floors = [], []
+    for step in range(args.warmup + args.steps):
+        ours.append(timed(train_step, device))
+        if floor is not None:
+            floors.append(timed(floor_step, device))
+    ours, floors = ours[args.warmup:], floors[args.warmup:]
+    result = {"mode": mode, "precision": precision, **throughput(args.batch, ours), **peak_memory(device)}
+    if floor is not None:
+        result["floor"] = throughput(args.batch, floors)
+        result["fraction_of_floor"] = round(float(np.median([f[0] / o[0] for f, o in zip(floors, ours)])), 3)
+        result["cpu_time_fraction_of_floor"] = round(float(np.median([f[1] / o[1] for f, o in zip(floors, ours)])), 3)
+    return result
 
 
 def measure_in_child(mode: str, precision: str, args: argparse.Namespace) -> dict:
     """Run one (mode, precision) in its own process so its peak memory is its own."""
-    passed = {k: v for k, v in vars(args).items() if k not in ("mode", "precision", "precisions", "out", "quick")}
-    argv = [sys.executable, __file__, "--mode", mode, "--precision", precision] + [f"--{k.replace('_', '-')}={v}" for k, v in passed.items()]
+    passed = {k: v for k, v in vars(args).items() if k not in ("mode", "precision", "precisions", "out", "quick", "no_released")}
+    argv = [sys.executable, __file__, "--mode", mode, "--precision", precision]
+    argv += [f"--{k.replace('_', '-')}" + ("" if isinstance(v, bool) else f"={v}") for k, v in passed.items() if v is not False]
     done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
     if done.returncode != 0:
         raise SystemExit(f"pretrain benchmark child ({mode}, {precision}) failed:\n{done.stderr[-3000:]}")
@@ -185,6 +257,8 @@ def main() -> int:
     parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads on CPU")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the networks (ours and the floor; not the released-cost model)")
+    parser.add_argument("--no-released", action="store_true", help="time ours and the floor only (no released-cost model)")
     parser.add_argument("--mode", choices=["ours", "released"], help=argparse.SUPPRESS)
     parser.add_argument("--precision", choices=["fp32", "bf16"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -199,13 +273,19 @@ def main() -> int:
     results: dict[str, dict] = {}
     parts = []
     for precision in args.precisions:
-        ours, released = (measure_in_child(mode, precision, args) for mode in ("ours", "released"))
-        speedup = ours["images_per_s"] / released["images_per_s"]
-        cpu_speedup = ours["images_per_cpu_s"] / released["images_per_cpu_s"]
-        results[precision] = {"ours": ours, "released": released, "speedup": round(speedup, 2), "cpu_time_speedup": round(cpu_speedup, 2)}
-        parts.append(f"{precision} ours {ours['images_per_s']:.2f} img/s {ours['peak_memory_mib']:.0f} MiB vs released-cost "
-                     f"{released['images_per_s']:.2f} img/s {released['peak_memory_mib']:.0f} MiB = {speedup:.1f}x "
+        ours = measure_in_child("ours", precision, args)
+        results[precision] = {"ours": ours, "fraction_of_floor": ours["fraction_of_floor"], "cpu_time_fraction_of_floor": ours["cpu_time_fraction_of_floor"]}
+        line = (f"{precision} ours {ours['images_per_s']:.2f} img/s {ours['peak_memory_mib']:.0f} MiB, fraction of floor "
+                f"{ours['fraction_of_floor']:.2f} (floor {ours['floor']['images_per_s']:.2f} img/s; CPU time {ours['cpu_time_fraction_of_floor']:.2f})")
+        if not args.no_released:
+            released = measure_in_child("released", precision, args)
+            speedup = ours["images_per_s"] / released["images_per_s"]
+            cpu_speedup = ours["images_per_cpu_s"] / released["images_per_cpu_s"]
+            results[precision].update(released=released, speedup=round(speedup, 2), cpu_time_speedup=round(cpu_speedup, 2))
+            line += (f" vs released-cost {released['images_per_s']:.2f} img/s {released['peak_memory_mib']:.0f} MiB = {speedup:.1f}x "
                      f"(CPU time {cpu_speedup:.1f}x)")
+        parts.append(line)
+        print(f"pretrain: {line}", flush=True)  # each precision as it finishes (a long run on a loaded machine)
     results["scales"] = ["c5", "p4", "p3", "p2"]
     run.finish(results, f"{args.arch} batch {args.batch} {args.image_size}px K={args.k}: " + "; ".join(parts))
     return 0

@@ -119,6 +119,7 @@ class EvaluateConfig:
             the best epoch is chosen on the test fold; reports say so in their title).
         accelerator, devices, precision: passed to the Lightning Trainer.
         num_workers: DataLoader workers.
+        compile: ``torch.compile`` each fine-tuned model (off by default: slow to compile on a CPU).
         progress_bar: Lightning's per-epoch bar (the per-unit progress is always shown).
         overlay_cases: best and worst segmentation cases drawn per task and init.
         only_tasks: run only these tasks (e.g. one SLURM array task each); no report is written.
@@ -138,6 +139,7 @@ class EvaluateConfig:
     devices: Union[int, str] = 1
     precision: str = "32-true"
     num_workers: int = 0
+    compile: bool = False
     progress_bar: bool = False
     overlay_cases: int = 4
     only_tasks: Optional[list[str]] = None

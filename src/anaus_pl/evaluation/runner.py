@@ -116,7 +116,7 @@ def run_finetune(config: EvaluateConfig, task: TaskConfig, init: str, repeat: in
                             library=config.library, mode=task.mode, trainable_stages=task.trainable_stages,
                             optimizer=task.optimizer, lr=task.lr, weight_decay=task.weight_decay,
                             fpn_channels=task.fpn_channels, image_size=task.image_size,
-                            foreground_prior=task.foreground_prior)
+                            foreground_prior=task.foreground_prior, compile=config.compile)
     label = init_label(init)
     checkpoints = out_dir / "checkpoints" / task.name / label / f"r{repeat}_fold{k}"
     selector = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=module.monitor, mode="max", save_top_k=1,

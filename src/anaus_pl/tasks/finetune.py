@@ -23,6 +23,7 @@ from lightning.pytorch import LightningModule
 from torch import nn
 from torchmetrics import MeanMetric
 
+from anaus_pl.models.compile import compile_modules
 from anaus_pl.models.downstream import BackboneSpec, StagedEncoder, build_init
 
 
@@ -53,13 +54,15 @@ class FinetuneModule(LightningModule):
         optimizer: ``adam`` or ``sgd`` (momentum ``momentum``); cosine-annealed over ``max_epochs``.
         image_size: the letterboxed input size (Mask R-CNN needs it for its transform and anchors).
         foreground_prior: initial foreground probability of a mask-logit head (None: zero bias, probability 0.5).
+        compile: ``torch.compile`` the model (backbone and head); off by default (slow to compile on a CPU).
     """
 
     def __init__(self, kind: FinetuneKind, init: str = "random", head: str = "linear", num_classes: int = 2,
                  arch: str = "resnet18", library: str = "torchvision", mode: Literal["finetune", "linear", "full"] = "finetune",
                  trainable_stages: int = 3, optimizer: Literal["adam", "sgd"] = "adam", lr: float = 0.01,
                  weight_decay: float = 1e-4, momentum: float = 0.9, fpn_channels: int = 64, image_size: int = 224,
-                 dropout: float = 0.0, foreground_prior: float | None = None) -> None:
+                 dropout: float = 0.0, foreground_prior: float | None = None,
+                 compile: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["kind"])
         self.kind = kind
@@ -67,6 +70,8 @@ class FinetuneModule(LightningModule):
         encoder = StagedEncoder(backbone, mean, std)
         encoder.set_trainable(mode, trainable_stages)
         self.model = kind.build_head(encoder, self.hparams)
+        if compile:
+            compile_modules(self.model)
         self.val_score = MeanMetric()  # per-image headline values, weighted by images across ranks
         self.test_outputs: dict[str, list[torch.Tensor]] = {}
 
