@@ -7,7 +7,7 @@ import torch
 
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
 from anaus_pl.models.heads import ScaleHeads
-from anaus_pl.models.regions import distinct_per_row, pool_regions, pool_regions_through_conv, region_areas, region_fractions, region_weights, sample_region_ids
+from anaus_pl.models.regions import distinct_per_row, pool_regions, region_areas, region_fractions, region_weights, sample_region_ids
 
 
 def test_fractions_are_area_per_cell() -> None:
@@ -26,21 +26,6 @@ def test_pool_regions_is_the_area_weighted_mean() -> None:
     assert torch.allclose(pooled[0, :, 0], torch.tensor([0.5 / 1.5, (0.5 + 2 + 3) / 2.5, (0.5 + 2 + 3) / 2.5]))
 
 
-def test_pooling_through_a_conv_equals_pooling_its_output() -> None:
-    torch.manual_seed(0)
-    labels = torch.randint(0, 4, (3, 20, 20))
-    weights = region_weights(region_fractions(labels, 4, 10), torch.randint(0, 4, (3, 5)))
-    for conv in (torch.nn.Conv2d(6, 7, 3, padding=1), torch.nn.Conv2d(6, 7, 1, bias=False), torch.nn.Conv2d(6, 7, 5, padding=2)):
-        features = torch.randn(3, 6, 10, 10, requires_grad=True)
-        direct = pool_regions(conv(features), weights)
-        (grad_direct,) = torch.autograd.grad(direct.square().sum(), features)
-        through = pool_regions_through_conv(conv, features, weights)
-        (grad_through,) = torch.autograd.grad(through.square().sum(), features)
-        assert torch.allclose(through, direct, atol=1e-5) and torch.allclose(grad_through, grad_direct, atol=1e-5)
-    with pytest.raises(ValueError, match="same"):
-        pool_regions_through_conv(torch.nn.Conv2d(6, 7, 3, stride=2, padding=1), features, weights)
-
-
 class _Standardised(torch.nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.weight - self.weight.mean(), self.bias)
@@ -56,11 +41,17 @@ class _Standardised(torch.nn.Conv2d):
     _Standardised(6, 6, 3, padding=1),
 ], ids=["reflect", "circular", "dilated", "grouped", "strided", "even-kernel", "own-forward"])
 def test_pooling_through_a_conv_it_cannot_reproduce_is_refused(conv: torch.nn.Conv2d) -> None:
-    features, labels = torch.randn(2, 6, 8, 8), torch.randint(0, 3, (2, 8, 8))
-    weights = region_weights(region_fractions(labels, 3, 8), torch.randint(0, 3, (2, 4)))
-    with pytest.raises(ValueError, match="pool its output instead"):
-        pool_regions_through_conv(conv, features, weights)
-    if conv.padding_mode != "zeros":  # the shortcut (zero padding) would be silently inexact for it
+    encoder = MultiScaleEncoder(scales=["p4", "p3"], fpn_channels=6)
+    x = torch.rand(2, 1, 64, 64)
+    weights = {s: region_weights(region_fractions(torch.randint(0, 3, (2, 64, 64)), 3, n), torch.randint(0, 3, (2, 4)))
+               for s, n in scale_sizes(["p4", "p3"], 64).items()}
+    index = 0  # P3's output convolution (the first FPN level here)
+    encoder.fpn.layer_blocks[index] = torch.nn.Sequential(conv)
+    with pytest.raises(TypeError, match="pooled FPN reproduces only"):
+        encoder.pooled(x, weights)
+    if conv.padding_mode != "zeros":  # the zero-padded shortcut would be silently inexact for it
+        exact = pool_regions(encoder(x)["p3"], weights["p3"])
         zeros = torch.nn.Conv2d(6, 6, 3, padding=1)
         zeros.load_state_dict(conv.state_dict())
-        assert not torch.allclose(pool_regions_through_conv(zeros, features, weights), pool_regions(conv(features), weights), atol=1e-3)
+        encoder.fpn.layer_blocks[index] = torch.nn.Sequential(zeros)
+        assert not torch.allclose(encoder.pooled(x, weights)["p3"], exact, atol=1e-3)

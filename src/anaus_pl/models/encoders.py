@@ -188,9 +188,20 @@ class MultiScaleEncoder(nn.Module):
 
     @staticmethod
     def _single_conv(block: nn.Module, what: str) -> nn.Conv2d:
+        """The block's one convolution, if pooling reproduces it exactly: a plain ``nn.Conv2d``, stride 1,
+        undilated, ungrouped, odd-sized, 'same' zero padding. Anything else is refused, never approximated."""
         conv = block[0] if isinstance(block, nn.Sequential) and len(block) == 1 else block
-        if not isinstance(conv, nn.Conv2d) or conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1:
-            raise TypeError(f"{what} ({block}) is not a single stride-1 ungrouped convolution")
-        if conv.padding != tuple((k - 1) // 2 for k in conv.kernel_size) or any(k % 2 == 0 for k in conv.kernel_size):
-            raise TypeError(f"{what} ({conv}) is not a 'same'-padded odd-sized convolution")
-        return conv
+        if not isinstance(conv, nn.Conv2d):
+            problem = "is not a single convolution"
+        elif type(conv).forward is not nn.Conv2d.forward or type(conv)._conv_forward is not nn.Conv2d._conv_forward:
+            problem = "has its own forward"
+        elif conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1:
+            problem = "is strided, dilated or grouped"
+        elif conv.padding_mode != "zeros":
+            problem = f"pads with '{conv.padding_mode}'"
+        elif conv.padding != tuple((k - 1) // 2 for k in conv.kernel_size) or any(k % 2 == 0 for k in conv.kernel_size):
+            problem = "is not 'same'-padded and odd-sized"
+        else:
+            return conv
+        raise TypeError(f"{what} ({block}) {problem}: the pooled FPN reproduces only plain 'same' zero-padded "
+                        "stride-1 convolutions")

@@ -6,7 +6,6 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 Weighting = Literal["area", "uniform"]
 
@@ -72,36 +71,6 @@ def pool_regions(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     if features.shape[-2] * features.shape[-1] != weights.shape[-1]:
         raise ValueError(f"features {tuple(features.shape)} do not match region weights {tuple(weights.shape)} in size")
     return torch.einsum("bkn,bcn->bkc", weights.to(features.dtype), features.flatten(2))
-
-
-def pool_regions_through_conv(conv: nn.Conv2d, features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``pool_regions(conv(features), weights)`` without computing ``conv(features)``.
-
-    Pooling is linear, so pooling a "same"-padded stride-1 convolution's output equals the
-    convolution's weights applied to the pooled kernel neighbourhoods:
-    ``sum_n w_n (W * f)_n = sum_t W_t sum_n w_{n - t} f_n + b sum_n w_n``. The shifted masks
-    cost ``K * taps`` poolings instead of a full-resolution convolution (16x fewer
-    multiply-adds for the 3x3, 256-channel FPN output at 56 x 56 cells with K = 16).
-    Any other convolution (stride, dilation, groups, non-zero padding mode, even kernel,
-    a subclass with its own forward) is refused: the identity would not hold exactly.
-    """
-    kh, kw = conv.kernel_size
-    same = conv.padding == ((kh - 1) // 2, (kw - 1) // 2) and kh % 2 == 1 and kw % 2 == 1
-    own_forward = type(conv).forward is not nn.Conv2d.forward or type(conv)._conv_forward is not nn.Conv2d._conv_forward
-    if (own_forward or conv.stride != (1, 1) or conv.dilation != (1, 1) or conv.groups != 1
-            or conv.padding_mode != "zeros" or not same):
-        raise ValueError(f"{conv} is not a plain 'same' zero-padded stride-1 undilated ungrouped nn.Conv2d, "
-                         "which the pooled shortcut reproduces exactly; pool its output instead")
-    b, k, _ = weights.shape
-    h, w = features.shape[-2:]
-    # unfold row (k, i, j) at cell n holds w_k at n + (i, j) - padding: the mask shifted by the flipped tap.
-    shifted = F.unfold(weights.view(b, k, h, w).to(features.dtype), (kh, kw), padding=conv.padding)
-    neighbourhoods = torch.bmm(shifted.view(b, k * kh * kw, h * w), features.flatten(2).transpose(1, 2))
-    neighbourhoods = neighbourhoods.view(b, k, kh, kw, -1).flip(2, 3)
-    pooled = torch.einsum("bkijc,ocij->bko", neighbourhoods, conv.weight.to(features.dtype))
-    if conv.bias is not None:
-        pooled = pooled + weights.sum(-1, keepdim=True).to(pooled.dtype) * conv.bias.to(pooled.dtype)
-    return pooled
 
 
 def distinct_per_row(ids: torch.Tensor) -> torch.Tensor:
