@@ -16,7 +16,7 @@ from anaus_pl.data.layouts import LayoutError, get_layout
 from anaus_pl.data.layouts._generic import mask_encoding
 from anaus_pl.data.layouts.cli import main as datasets_main
 from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig
-from anaus_pl.evaluation.runner import evaluate
+from anaus_pl.evaluation.runner import evaluate, folds_path, result_path
 from anaus_pl.models.lpsam import LPSAMConfig, load_lpsam
 from anaus_pl.tasks.adapt import AdaptTask
 
@@ -169,12 +169,12 @@ def test_evaluate_runs_a_datalist_and_a_folder_task(seg_csv: Path, cls_tree: Pat
     out = tmp_path / "eval"
     report = evaluate(EvaluateConfig(tasks=tasks, inits=["random"], out_dir=str(out), n_folds=2, accelerator="cpu"))
     assert report is not None and (out / "report.md").is_file()
-    folds = json.loads((out / "folds" / "my-seg.json").read_text())
+    folds = json.loads(folds_path(out, "my-seg", 0).read_text())
     assert folds["origin"].startswith("official") and len(folds["folds"]) == 2  # the CSV's fold column
-    for task, metric in (("my-seg", "dice"), ("my-cls", "accuracy")):
-        results = sorted((out / "results" / task / "random").glob("fold*.json"))
-        assert len(results) == 2
-        assert all(0.0 <= json.loads(path.read_text())["metrics"][metric] <= 1.0 for path in results)
+    for task, metric in zip(tasks, ("dice", "accuracy")):
+        for protocol in task.protocols:
+            results = [result_path(out, task.name, protocol, "random", 0, k) for k in range(2)]
+            assert all(0.0 <= json.loads(path.read_text())["metrics"][metric] <= 1.0 for path in results)
 
 
 def test_image_only_datalist_feeds_annotate(seg_tree: Path, tmp_path: Path) -> None:
