@@ -59,11 +59,13 @@ def test_two_phase_fit_learns_each_class_and_checkpoint_rebuilds_alone(tmp_path,
     seed_everything(0)
     data = _data(tmp_path)
     checkpoints = ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True)
-    trainer = Trainer(max_epochs=40, accelerator="cpu", logger=TensorBoardLogger(tmp_path, name="adapt"),
+    trainer = Trainer(max_epochs=60, accelerator="cpu", logger=TensorBoardLogger(tmp_path, name="adapt"),
                       callbacks=[checkpoints], enable_progress_bar=False, enable_model_summary=False,
                       log_every_n_steps=1, check_val_every_n_epoch=20, num_sanity_val_steps=0)
-    # one epoch of the prompted phase, then about 195 steps of the latent phase with the whole (tiny) network
-    # learning; the plaque (a thin bright bar) separates from the cyst only after ~150 steps
+    # one epoch of the prompted phase, then about 295 steps of the latent phase with the whole (tiny) network
+    # learning; the plaque (a thin bright bar) separates from the cyst only after ~150 steps. The tiny problem is
+    # seed-sensitive: with the paper's phase-1 loss (no IoU MSE) seed 0 needed 60 epochs (40 left the cyst unlearnt),
+    # and seed 2 still leaves the plaque at Dice ~0.1 after 60.
     task = _task(model=LPSAMConfig(**{**TINY, "cnn_branch": False}), adapter_epochs=1, adapter_lr=5e-3,
                  prompt_lr=5e-3, dice_weight=0.5,
                  prompt_trainable=("image_encoder", "adapters", "mask_decoder", "prompt_engine"))
