@@ -42,7 +42,7 @@ class _Standardised(torch.nn.Conv2d):
 ], ids=["reflect", "circular", "dilated", "grouped", "strided", "even-kernel", "own-forward"])
 def test_pooling_through_a_conv_it_cannot_reproduce_is_refused(conv: torch.nn.Conv2d) -> None:
     encoder = MultiScaleEncoder(scales=["p4", "p3"], fpn_channels=6)
-    x = torch.rand(2, 1, 64, 64)
+    x = torch.rand(2, 3, 64, 64)
     weights = {s: region_weights(region_fractions(torch.randint(0, 3, (2, 64, 64)), 3, n), torch.randint(0, 3, (2, 4)))
                for s, n in scale_sizes(["p4", "p3"], 64).items()}
     index = 0  # P3's output convolution (the first FPN level here)
