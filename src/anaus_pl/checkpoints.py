@@ -72,7 +72,7 @@ def _config_classes() -> list[type]:
 
 
 def _problem(path: Path, head: bytes, error: Exception) -> str:
-    """Why ``torch.load`` failed, in words (never torch's advice to load with ``weights_only=False``)."""
+    """Why ``torch.load`` failed, in words (never torch's advice to turn off its safe loading)."""
     size = path.stat().st_size
     if size == 0:
         return "is empty (0 bytes): the copy or download did not finish"

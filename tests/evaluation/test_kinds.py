@@ -32,7 +32,7 @@ class Brightness(DownstreamKind):
         return refs, load_task(layout, refs, task.image_size, labels=True), list(layout.class_names)
 
     def build_head(self, *args: Any) -> nn.Module:
-        raise NotImplementedError
+        raise AssertionError("a frozen-only kind is never fine-tuned: evaluate must not ask it for a head")
 
     loss = predict = validation_scores = build_head
 
