@@ -34,7 +34,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 export JSONARGPARSE_DEPRECATION_WARNINGS := off
 export PYTHONUNBUFFERED := 1
 
-.PHONY: all install constraints data montage adapt annotate pretrain evaluate chain test test-fast test-slurm bench study clean-runs FORCE
+.PHONY: all install constraints data montage adapt annotate pretrain evaluate chain lint format test test-fast test-slurm bench study clean-runs FORCE
 
 all: chain
 
@@ -95,6 +95,15 @@ $(ENCODER): | $(STAMP) $(STORE)
 
 evaluate: $(STAMP) $(PHANTOM_DONE) | $(ENCODER)
 	$(EVALUATE)
+
+# ruff (pyproject.toml): lint rules and the formatter at line length 120; CI runs `make lint` first.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -35,7 +35,9 @@ RESULTS_DIR = ROOT / "benchmarks" / "results"
 
 def add_common_args(parser: argparse.ArgumentParser, name: str) -> None:
     """``--quick`` (a smaller run that finishes in about a minute on 2 CPU cores) and ``--out``."""
-    parser.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats (about a minute on 2 CPU cores)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes and fewer repeats (about a minute on 2 CPU cores)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / f"{name}.json", help="where the JSON result goes")
 
 
@@ -87,8 +89,12 @@ def machine_info(device: torch.device) -> dict[str, Any]:
 def timing_stats(seconds: Sequence[float]) -> dict[str, float]:
     """Median, 90th percentile and minimum of repeated timings, in milliseconds."""
     values = np.asarray(seconds, dtype=np.float64) * 1e3
-    return {"median_ms": round(float(np.median(values)), 4), "p90_ms": round(float(np.percentile(values, 90)), 4),
-            "min_ms": round(float(values.min()), 4), "repeats": int(values.size)}
+    return {
+        "median_ms": round(float(np.median(values)), 4),
+        "p90_ms": round(float(np.percentile(values, 90)), 4),
+        "min_ms": round(float(values.min()), 4),
+        "repeats": int(values.size),
+    }
 
 
 def _jsonable(value: Any) -> Any:
@@ -122,7 +128,9 @@ class BenchmarkRun:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(payload, indent=2) + "\n")
         load = self.machine["load_average_start"][0]
-        print(f"{self.name}: {summary} [{self.machine['device']}, {self.machine['cpus_usable']} CPUs, load {load:.1f} at start; {out}]")
+        print(
+            f"{self.name}: {summary} [{self.machine['device']}, {self.machine['cpus_usable']} CPUs, load {load:.1f} at start; {out}]"
+        )
         return out
 
 
@@ -131,7 +139,9 @@ def print_summaries(folder: Path = RESULTS_DIR) -> None:
     for path in sorted(folder.glob("*.json")):
         payload = json.loads(path.read_text())
         load = payload["machine"]["load_average_start"][0]
-        print(f"{payload['benchmark']}: {payload['summary']} [load {load:.1f} at start, {payload['machine']['started_utc']}]")
+        print(
+            f"{payload['benchmark']}: {payload['summary']} [load {load:.1f} at start, {payload['machine']['started_utc']}]"
+        )
 
 
 if __name__ == "__main__":

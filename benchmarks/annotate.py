@@ -45,21 +45,34 @@ def run(name: str, checkpoint: str, loader: str, frames: Path, out: Path, args: 
     from anaus_pl.tasks.annotate import AnnotateTask
     from anaus_pl.tasks.annotate_writer import StoreOptions
 
-    trainer = AnausTrainer(accelerator=args.accelerator, devices=1, logger=TensorBoardLogger(out, name=name),
-                           enable_progress_bar=False, enable_model_summary=False)
+    trainer = AnausTrainer(
+        accelerator=args.accelerator,
+        devices=1,
+        logger=TensorBoardLogger(out, name=name),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     model = AnnotateTask(checkpoint, predictor_loader=loader)
     data = AnnotateFramesDataModule([FrameInput(str(frames))], batch_size=args.batch_size, num_workers=args.workers)
     summary = trainer.annotate(model, data, StoreOptions(path=str(out / name / "anatomy.h5"), preview_frames=0))
     seconds = summary["seconds"]
     hdf5 = seconds["hdf5_append"] + seconds["merge"]
-    return {"preset": name, "frames": summary["frames_processed"], "frames_per_second": summary["frames_per_second"],
-            "image_size": model.image_size, "hdf5_seconds": round(hdf5, 3),
-            "hdf5_share": round(hdf5 / max(1e-9, seconds["inference"] + seconds["merge"]), 4), "seconds": seconds}
+    return {
+        "preset": name,
+        "frames": summary["frames_processed"],
+        "frames_per_second": summary["frames_per_second"],
+        "image_size": model.image_size,
+        "hdf5_seconds": round(hdf5, 3),
+        "hdf5_share": round(hdf5 / max(1e-9, seconds["inference"] + seconds["merge"]), 4),
+        "seconds": seconds,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", action="append", default=[], metavar="PRESET=PATH", help="LP-SAM checkpoint of a preset")
+    parser.add_argument(
+        "--checkpoint", action="append", default=[], metavar="PRESET=PATH", help="LP-SAM checkpoint of a preset"
+    )
     parser.add_argument("--stub", type=int, metavar="SIZE", help="use the tests' stand-in predictor at this input size")
     parser.add_argument("--frames", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -84,7 +97,9 @@ def main() -> int:
         if path.is_file():
             targets.append((preset, str(path), "anaus_pl.models.lpsam:load_lpsam"))
         else:
-            print(f"skip {preset}: no LP-SAM checkpoint at {path} (train it with the adapt stage or pass --checkpoint {preset}=PATH)")
+            print(
+                f"skip {preset}: no LP-SAM checkpoint at {path} (train it with the adapt stage or pass --checkpoint {preset}=PATH)"
+            )
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         frames = Path(tmp) / "frames"
@@ -92,8 +107,11 @@ def main() -> int:
         for name, checkpoint, loader in targets:
             results.append(run(name, checkpoint, loader, frames, Path(tmp) / "out", args))
             print(json.dumps(results[-1]))
-    summary = "; ".join(f"{r['preset']} {r['frames_per_second']:.1f} frames/s at {r['image_size']} px, "
-                        f"HDF5 {r['hdf5_share']:.0%} of the time" for r in results)
+    summary = "; ".join(
+        f"{r['preset']} {r['frames_per_second']:.1f} frames/s at {r['image_size']} px, "
+        f"HDF5 {r['hdf5_share']:.0%} of the time"
+        for r in results
+    )
     bench.finish(results, summary or "no preset to run (no LP-SAM checkpoint found and no --stub)")
     return 0
 

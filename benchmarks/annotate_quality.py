@@ -17,8 +17,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from _common import BenchmarkRun, add_common_args
 
+from _common import BenchmarkRun, add_common_args
 from anaus_pl.data.anatomy_store import AnatomyStore
 from anaus_pl.data.datamodules.adapt import split_by_patient
 from anaus_pl.data.layouts import get_layout
@@ -61,8 +61,10 @@ def main() -> None:
         for name in layout.anatomy:
             value = vocabulary.value_of(name)
             group.setdefault(name, []).append(dice(item["mask"] == value, truth == value))
-    results = {group: {name: {"dice": float(np.nanmean(values)), "frames": len(values)} for name, values in classes.items()}
-               for group, classes in scores.items()}
+    results = {
+        group: {name: {"dice": float(np.nanmean(values)), "frames": len(values)} for name, values in classes.items()}
+        for group, classes in scores.items()
+    }
     for group in results.values():
         if group:
             group["mean"] = {"dice": float(np.mean([c["dice"] for c in group.values()]))}

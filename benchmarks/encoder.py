@@ -30,8 +30,11 @@ from torch import nn
 from _common import BenchmarkRun, add_common_args, resolve_device, synchronize, timing_stats
 
 PAPER_MS_PER_IMAGE = {"resnet18": 0.45}  # RTX 4090, batch size not stated
-MODES = {"fp32": (None, torch.contiguous_format), "bf16-cl": (torch.bfloat16, torch.channels_last),
-         "fp32-cl": (None, torch.channels_last)}
+MODES = {
+    "fp32": (None, torch.contiguous_format),
+    "bf16-cl": (torch.bfloat16, torch.channels_last),
+    "fp32-cl": (None, torch.channels_last),
+}
 
 
 def load_models(args: argparse.Namespace) -> list[tuple[str, nn.Module]]:
@@ -66,19 +69,37 @@ def time_forward(model: nn.Module, batch: int, mode: str, args: argparse.Namespa
                 seconds.append(time.perf_counter() - start)
     batch_stats = timing_stats(seconds)
     per_image = {key: round(value / batch, 4) for key, value in batch_stats.items() if key.endswith("_ms")}
-    return {"batch": batch, "mode": mode, "ms_per_batch": batch_stats, "ms_per_image": per_image,
-            "images_per_second": round(1e3 * batch / batch_stats["median_ms"], 1)}
+    return {
+        "batch": batch,
+        "mode": mode,
+        "ms_per_batch": batch_stats,
+        "ms_per_image": per_image,
+        "images_per_second": round(1e3 * batch / batch_stats["median_ms"], 1),
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--encoder", action="append", default=[], metavar="PATH",
-                        help="an encoder export (folder or encoder.pt); repeatable; replaces --arch")
-    parser.add_argument("--arch", nargs="+", help="torchvision backbones to time with random weights (default resnet18 resnet50; "
-                        "--quick: resnet18)")
+    parser.add_argument(
+        "--encoder",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an encoder export (folder or encoder.pt); repeatable; replaces --arch",
+    )
+    parser.add_argument(
+        "--arch",
+        nargs="+",
+        help="torchvision backbones to time with random weights (default resnet18 resnet50; --quick: resnet18)",
+    )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["fp32", "bf16-cl"],
-                        help="fp32: NCHW float32; bf16-cl: bf16 autocast, channels-last; fp32-cl: float32, channels-last")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=sorted(MODES),
+        default=["fp32", "bf16-cl"],
+        help="fp32: NCHW float32; bf16-cl: bf16 autocast, channels-last; fp32-cl: float32, channels-last",
+    )
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=10)
@@ -102,8 +123,11 @@ def main() -> int:
             for batch in args.batch_sizes:
                 row = {"model": name, **time_forward(model, batch, mode, args, device)}
                 results.append(row)
-                print(f"{name:>10} {mode:>7} batch {batch:>3}: {row['ms_per_image']['median_ms']:9.3f} ms/image "
-                      f"(p90 {row['ms_per_image']['p90_ms']:.3f}), {row['images_per_second']:8.1f} images/s", flush=True)
+                print(
+                    f"{name:>10} {mode:>7} batch {batch:>3}: {row['ms_per_image']['median_ms']:9.3f} ms/image "
+                    f"(p90 {row['ms_per_image']['p90_ms']:.3f}), {row['images_per_second']:8.1f} images/s",
+                    flush=True,
+                )
     best = {}
     for row in results:
         arch = row["model"].split(" ")[0]
@@ -112,7 +136,9 @@ def main() -> int:
     parts = []
     for arch, row in best.items():
         paper = f" (paper {PAPER_MS_PER_IMAGE[arch]} on RTX 4090)" if arch in PAPER_MS_PER_IMAGE else ""
-        parts.append(f"{arch} {row['ms_per_image']['median_ms']:.3f} ms/image at batch {row['batch']} {row['mode']}{paper}")
+        parts.append(
+            f"{arch} {row['ms_per_image']['median_ms']:.3f} ms/image at batch {row['batch']} {row['mode']}{paper}"
+        )
     run.finish(results, "best " + "; ".join(parts))
     return 0
 

@@ -75,8 +75,13 @@ def build_formats(root: Path, count: int, size: int, seed: int) -> tuple[Path, P
         batch.append((image, mask, stem))
         if len(batch) == 256 or k == count - 1:
             images, masks, sources = (list(column) for column in zip(*batch))
-            writer.append(np.stack(images), np.stack(masks), np.full((len(batch), 2), size, np.int32),
-                          np.ones((len(batch), len(CLASSES)), np.float32), sources)
+            writer.append(
+                np.stack(images),
+                np.stack(masks),
+                np.full((len(batch), 2), size, np.int32),
+                np.ones((len(batch), len(CLASSES)), np.float32),
+                sources,
+            )
             batch = []
     return writer.finalize(), released
 
@@ -85,7 +90,9 @@ class ReleasedFormat(Dataset):
     """The released pretraining read path without its augmentations: PIL RGB image + pickled mask tensor."""
 
     def __init__(self, folder: Path) -> None:
-        self.pairs = [(image, folder / "masks" / f"{image.stem}_gt.pkl") for image in sorted((folder / "img").glob("*.png"))]
+        self.pairs = [
+            (image, folder / "masks" / f"{image.stem}_gt.pkl") for image in sorted((folder / "img").glob("*.png"))
+        ]
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -118,8 +125,9 @@ def direct_reads_per_second(dataset: Dataset, order: np.ndarray, passes: int, wa
 
 def loader_reads_per_second(dataset: Dataset, workers: int, batch_size: int, passes: int, seed: int) -> float:
     """Median over ``passes`` shuffled epochs, worker start-up included."""
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
-                        generator=torch.Generator().manual_seed(seed))
+    loader = DataLoader(
+        dataset, batch_size=batch_size, shuffle=True, num_workers=workers, generator=torch.Generator().manual_seed(seed)
+    )
     rates = []
     for _ in range(passes):
         start = time.perf_counter()
@@ -141,7 +149,9 @@ def main() -> int:
     add_common_args(parser, "loader")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    warnings.filterwarnings("ignore", message="The given NumPy array is not writable")  # PIL's read-only arrays, collated as is
+    warnings.filterwarnings(
+        "ignore", message="The given NumPy array is not writable"
+    )  # PIL's read-only arrays, collated as is
     if args.quick:
         args.frames, args.passes = min(args.frames, 300), 1
     run = BenchmarkRun("loader", args)
@@ -156,20 +166,32 @@ def main() -> int:
         order = np.random.default_rng(args.seed).permutation(args.frames)
         results: dict[str, dict[str, Any]] = {}
         for name, dataset in datasets.items():
-            row: dict[str, Any] = {"bytes_per_frame": round(sizes[name] / args.frames),
-                                   "direct_reads_per_second": round(direct_reads_per_second(dataset, order, args.passes), 1)}
+            row: dict[str, Any] = {
+                "bytes_per_frame": round(sizes[name] / args.frames),
+                "direct_reads_per_second": round(direct_reads_per_second(dataset, order, args.passes), 1),
+            }
             for workers in args.workers:
                 row[f"dataloader_{workers}_workers_reads_per_second"] = round(
-                    loader_reads_per_second(dataset, workers, args.batch_size, args.passes, args.seed), 1)
+                    loader_reads_per_second(dataset, workers, args.batch_size, args.passes, args.seed), 1
+                )
             results[name] = row
             print(name, row, flush=True)
-    ratios = {key: round(results["hdf5"][key] / results["released"][key], 2)
-              for key in results["hdf5"] if key.endswith("reads_per_second")}
+    ratios = {
+        key: round(results["hdf5"][key] / results["released"][key], 2)
+        for key in results["hdf5"]
+        if key.endswith("reads_per_second")
+    }
     results["hdf5_over_released"] = {**ratios, "bytes_per_frame": round(sizes["hdf5"] / sizes["released"], 3)}
-    parts = [f"{key.removesuffix('_reads_per_second').replace('_', ' ')} {results['hdf5'][key]:.0f} vs {results['released'][key]:.0f} "
-             f"reads/s ({ratio}x)" for key, ratio in ratios.items()]
-    summary = (f"hdf5 store vs released png+pkl, {args.frames} frames {args.size} px: " + "; ".join(parts)
-               + f"; disk {results['hdf5']['bytes_per_frame'] / 1024:.0f} vs {results['released']['bytes_per_frame'] / 1024:.0f} KiB/frame")
+    parts = [
+        f"{key.removesuffix('_reads_per_second').replace('_', ' ')} {results['hdf5'][key]:.0f} vs {results['released'][key]:.0f} "
+        f"reads/s ({ratio}x)"
+        for key, ratio in ratios.items()
+    ]
+    summary = (
+        f"hdf5 store vs released png+pkl, {args.frames} frames {args.size} px: "
+        + "; ".join(parts)
+        + f"; disk {results['hdf5']['bytes_per_frame'] / 1024:.0f} vs {results['released']['bytes_per_frame'] / 1024:.0f} KiB/frame"
+    )
     run.finish(results, summary)
     return 0
 

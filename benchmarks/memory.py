@@ -57,7 +57,9 @@ def write_pool(folder: Path, count: int, height: int, width: int, seed: int) -> 
         image = cv2.GaussianBlur(rng.rayleigh(35.0, (height, width)).astype(np.float32), (0, 0), 1.0)
         image = np.clip(image + 60, 0, 255).astype(np.uint8)
         cv2.circle(image, (width // 3 + int(rng.integers(-20, 20)), height // 2), height // 6, 235, -1)
-        cv2.rectangle(image, (2 * width // 3, height // 4), (2 * width // 3 + width // 8, height // 4 + height // 5), 8, -1)
+        cv2.rectangle(
+            image, (2 * width // 3, height // 4), (2 * width // 3 + width // 8, height // 4 + height // 5), 8, -1
+        )
         paths.append(folder / f"pool{k:03d}.png")
         cv2.imwrite(str(paths[-1]), image)
     return paths
@@ -81,7 +83,9 @@ class TreePssSampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.interval = pid, interval
         self.peak_mb = 0.0
-        self.available = Path(f"/proc/{pid}/smaps_rollup").exists() and Path(f"/proc/{pid}/task/{pid}/children").exists()
+        self.available = (
+            Path(f"/proc/{pid}/smaps_rollup").exists() and Path(f"/proc/{pid}/task/{pid}/children").exists()
+        )
         self._stop_event = threading.Event()
 
     def _tree(self) -> list[int]:
@@ -118,6 +122,7 @@ class TreePssSampler(threading.Thread):
 
 def child(args: argparse.Namespace) -> int:
     """Annotate ``args.frames_dir`` into ``args.store`` and print this process' peak RSS as JSON."""
+    import torch
     from lightning.pytorch.loggers import TensorBoardLogger
 
     from anaus_pl.data.datamodules.annotate import AnnotateFramesDataModule
@@ -126,32 +131,58 @@ def child(args: argparse.Namespace) -> int:
     from anaus_pl.tasks.annotate import AnnotateTask
     from anaus_pl.tasks.annotate_writer import StoreOptions
 
-    import torch
-
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(ROOT / "tests" / "tasks"))
     store = Path(args.store)
-    trainer = AnausTrainer(accelerator="cpu", devices=1, logger=TensorBoardLogger(store.parent, name="tb"),
-                           enable_progress_bar=False, enable_model_summary=False)
+    trainer = AnausTrainer(
+        accelerator="cpu",
+        devices=1,
+        logger=TensorBoardLogger(store.parent, name="tb"),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     model = AnnotateTask(args.predictor_checkpoint, predictor_loader=args.predictor_loader)
     data = AnnotateFramesDataModule([FrameInput(args.frames_dir)], batch_size=args.batch_size, num_workers=args.workers)
     start = time.perf_counter()
     summary = trainer.annotate(model, data, StoreOptions(path=str(store)))
     seconds = time.perf_counter() - start
     kib = 1024.0  # ru_maxrss is in KiB on Linux
-    print(json.dumps({"frames": summary["frames_written"], "seconds": round(seconds, 2),
-                      "frames_per_second": summary["frames_per_second"],
-                      "main_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / kib, 1),
-                      "store_mb": round(store.stat().st_size / 2**20, 1)}))
+    print(
+        json.dumps(
+            {
+                "frames": summary["frames_written"],
+                "seconds": round(seconds, 2),
+                "frames_per_second": summary["frames_per_second"],
+                "main_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / kib, 1),
+                "store_mb": round(store.stat().st_size / 2**20, 1),
+            }
+        )
+    )
     return 0
 
 
 def measure(size: int, pool: list[Path], work: Path, predictor: tuple[str, str], args: argparse.Namespace) -> dict:
     frames = work / f"frames{size}"
     link_frames(pool, frames, size)
-    command = [sys.executable, __file__, "--child", "--frames-dir", str(frames), "--store", str(work / f"out{size}" / "anatomy.h5"),
-               "--predictor-checkpoint", predictor[0], "--predictor-loader", predictor[1],
-               "--batch-size", str(args.batch_size), "--workers", str(args.workers), "--threads", str(args.threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--frames-dir",
+        str(frames),
+        "--store",
+        str(work / f"out{size}" / "anatomy.h5"),
+        "--predictor-checkpoint",
+        predictor[0],
+        "--predictor-loader",
+        predictor[1],
+        "--batch-size",
+        str(args.batch_size),
+        "--workers",
+        str(args.workers),
+        "--threads",
+        str(args.threads),
+    ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
         process = subprocess.Popen(command, stdout=stdout, stderr=stderr, text=True, env=env)
@@ -176,18 +207,28 @@ def slope_mb_per_1k(rows: list[dict], key: str) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000, 20000], help="frame counts, one process each")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=[1000, 5000, 20000], help="frame counts, one process each"
+    )
     parser.add_argument("--checkpoint", help="a trained LP-SAM checkpoint (default: the tests' stand-in predictor)")
-    parser.add_argument("--stub-size", type=int, default=128,
-                        help="input (and store) size of the stand-in predictor (LP-SAM's is 256: about 2.5x slower here)")
+    parser.add_argument(
+        "--stub-size",
+        type=int,
+        default=128,
+        help="input (and store) size of the stand-in predictor (LP-SAM's is 256: about 2.5x slower here)",
+    )
     parser.add_argument("--frame-height", type=int, default=150)
     parser.add_argument("--frame-width", type=int, default=200)
     parser.add_argument("--pool", type=int, default=64, help="distinct frame images the frame files link to")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="annotate DataLoader workers")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads of the annotate process")
-    parser.add_argument("--flat-slope", type=float, default=1.0,
-                        help="MB per 1000 frames under which a peak counts as flat (1.0: 1 GB per million frames)")
+    parser.add_argument(
+        "--flat-slope",
+        type=float,
+        default=1.0,
+        help="MB per 1000 frames under which a peak counts as flat (1.0: 1 GB per million frames)",
+    )
     parser.add_argument("--workdir", type=Path, help="where frames and stores go (default: the system temp folder)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--frames-dir", help=argparse.SUPPRESS)
@@ -215,19 +256,29 @@ def main() -> int:
         for size in sorted(args.sizes):
             rows.append(measure(size, pool, work, predictor, args))
             row = rows[-1]
-            print(f"{size:>7} frames: main peak RSS {row['main_peak_mb']:.0f} MB, process tree peak anon PSS {row['tree_peak_anon_mb']} MB, "
-                  f"{row['frames_per_second']:.0f} frames/s, store {row['store_mb']:.0f} MB", flush=True)
-    results = {"predictor": "lpsam" if args.checkpoint else f"stub{args.stub_size}", "sizes": rows,
-               "main_slope_mb_per_1k_frames": slope_mb_per_1k(rows, "main_peak_mb"),
-               "tree_anon_slope_mb_per_1k_frames": slope_mb_per_1k(rows, "tree_peak_anon_mb") if rows[0]["tree_peak_anon_mb"] else None}
+            print(
+                f"{size:>7} frames: main peak RSS {row['main_peak_mb']:.0f} MB, process tree peak anon PSS {row['tree_peak_anon_mb']} MB, "
+                f"{row['frames_per_second']:.0f} frames/s, store {row['store_mb']:.0f} MB",
+                flush=True,
+            )
+    results = {
+        "predictor": "lpsam" if args.checkpoint else f"stub{args.stub_size}",
+        "sizes": rows,
+        "main_slope_mb_per_1k_frames": slope_mb_per_1k(rows, "main_peak_mb"),
+        "tree_anon_slope_mb_per_1k_frames": slope_mb_per_1k(rows, "tree_peak_anon_mb")
+        if rows[0]["tree_peak_anon_mb"]
+        else None,
+    }
     peaks = "/".join(f"{row['main_peak_mb']:.0f}" for row in rows)
     counts = "/".join(f"{row['frames_in'] / 1000:g}k" for row in rows)
     slopes = [results["main_slope_mb_per_1k_frames"], results["tree_anon_slope_mb_per_1k_frames"] or 0.0]
     results["flat"] = max(slopes) < args.flat_slope
     tree = "/".join(f"{row['tree_peak_anon_mb']:.0f}" for row in rows if row["tree_peak_anon_mb"])
     verdict = "FLAT" if results["flat"] else f"GROWS (over {args.flat_slope} MB per 1k frames)"
-    summary = (f"{verdict}: annotate main peak RSS {peaks} MB at {counts} frames, slope {results['main_slope_mb_per_1k_frames']} MB per 1k frames; "
-               f"process tree peak anon PSS {tree or 'n/a'} MB, slope {results['tree_anon_slope_mb_per_1k_frames']}; predictor {results['predictor']}")
+    summary = (
+        f"{verdict}: annotate main peak RSS {peaks} MB at {counts} frames, slope {results['main_slope_mb_per_1k_frames']} MB per 1k frames; "
+        f"process tree peak anon PSS {tree or 'n/a'} MB, slope {results['tree_anon_slope_mb_per_1k_frames']}; predictor {results['predictor']}"
+    )
     run.finish(results, summary)
     return 0
 

@@ -66,7 +66,7 @@ def synthetic_batch(batch: int, size: int, device: torch.device, seed: int = 0) 
         out[f"core{v}"] = torch.randint(0, 256, (batch, 1, size, size), generator=g, dtype=torch.uint8)
         labels = torch.zeros(batch, size, size, dtype=torch.uint8)
         for i, (lo, hi) in enumerate([(0.1, 0.5), (0.3, 0.8), (0.6, 0.95)], start=1):
-            labels[:, int(lo * size):int(hi * size), int(lo * size):int(hi * size)] = i
+            labels[:, int(lo * size) : int(hi * size), int(lo * size) : int(hi * size)] = i
         out[f"mask{v}"] = labels
         out[f"core_mask{v}"] = labels.clone()
     return {k: t.to(device) for k, t in out.items()}
@@ -82,8 +82,8 @@ def looped_corruption(images: torch.Tensor, config: CorruptionConfig, rng: np.ra
             for _ in range(h * w // block**2):
                 y, x = rng.integers(0, h - block), rng.integers(0, w - block)
                 for channel in range(c):
-                    patch = image[channel, y:y + block, x:x + block].reshape(-1)
-                    image[channel, y:y + block, x:x + block] = rng.permutation(patch).reshape(block, block)
+                    patch = image[channel, y : y + block, x : x + block].reshape(-1)
+                    image[channel, y : y + block, x : x + block] = rng.permutation(patch).reshape(block, block)
         if rng.random() < config.nonlinear_p:
             t = np.linspace(0, 1, 1000)
             p1, p2 = rng.random(2), rng.random(2)
@@ -95,7 +95,7 @@ def looped_corruption(images: torch.Tensor, config: CorruptionConfig, rng: np.ra
             if rng.random() < config.inpaint_p:
                 bh, bw = rng.integers(h // 10, h // 5), rng.integers(w // 10, w // 5)
                 y, x = rng.integers(3, h - bh - 3), rng.integers(3, w - bw - 3)
-                image[:, y:y + bh, x:x + bw] = rng.random((bh, bw))
+                image[:, y : y + bh, x : x + bw] = rng.random((bh, bw))
     return torch.from_numpy(out[:, :1]).to(images.device)
 
 
@@ -136,10 +136,17 @@ def released_step(task: PretrainTask, batch: dict[str, torch.Tensor], rng: np.ra
         task.update_target(task.momentum)  # inside the scale loop: four EMA updates per step
         with torch.no_grad():
             targets = full_map_embed(task.target, views, released_sample(cells, k)[0], scale)
-        total = total + region_alignment_loss(predictions[:b], predictions[b:], targets[:b], targets[b:], online_ids[:b], valid).loss
+        total = (
+            total
+            + region_alignment_loss(
+                predictions[:b], predictions[b:], targets[:b], targets[b:], online_ids[:b], valid
+            ).loss
+        )
         # the "com" branch: corruption redrawn per scale, both copies of the batch pooled with the view masks
         damaged = task.normalize(looped_corruption(core, task.corruption, rng))
-        online = task.predictors(scale, full_map_embed(task.online, torch.cat([damaged, damaged]), released_sample(cells, k)[0], scale))
+        online = task.predictors(
+            scale, full_map_embed(task.online, torch.cat([damaged, damaged]), released_sample(cells, k)[0], scale)
+        )
         with torch.no_grad():
             clean = task.normalize(core)
             target = full_map_embed(task.target, torch.cat([clean, clean]), released_sample(cells, k)[0], scale)
@@ -179,14 +186,24 @@ def timed(work: Callable[[], object], device: torch.device) -> tuple[float, floa
 
 def peak_memory(device: torch.device) -> dict:
     if device.type == "cuda":
-        return {"peak_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1), "peak_memory_kind": "cuda max_memory_allocated"}
-    return {"peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "peak_memory_kind": "process peak RSS"}
+        return {
+            "peak_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1),
+            "peak_memory_kind": "cuda max_memory_allocated",
+        }
+    return {
+        "peak_memory_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_memory_kind": "process peak RSS",
+    }
 
 
 def throughput(batch: int, times: list[tuple[float, float]]) -> dict:
     wall, cpu = [t[0] for t in times], [t[1] for t in times]
-    return {"images_per_s": batch / float(np.median(wall)), "step": timing_stats(wall),
-            "images_per_cpu_s": batch / float(np.median(cpu)), "step_cpu": timing_stats(cpu)}
+    return {
+        "images_per_s": batch / float(np.median(wall)),
+        "step": timing_stats(wall),
+        "images_per_cpu_s": batch / float(np.median(cpu)),
+        "step_cpu": timing_stats(cpu),
+    }
 
 
 def run_mode(mode: str, precision: str, args: argparse.Namespace) -> dict:
@@ -196,8 +213,9 @@ def run_mode(mode: str, precision: str, args: argparse.Namespace) -> dict:
     """
     torch.manual_seed(0)
     device = resolve_device(args.device)
-    task = PretrainTask(arch=args.arch, regions_per_view=args.k, log_images_every_n_steps=0,
-                        compile=args.compile and mode == "ours").to(device)
+    task = PretrainTask(
+        arch=args.arch, regions_per_view=args.k, log_images_every_n_steps=0, compile=args.compile and mode == "ours"
+    ).to(device)
     optimizer = torch.optim.SGD([p for p in task.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
     batch = synthetic_batch(args.batch, args.image_size, device)
     rng = np.random.default_rng(0)
@@ -221,11 +239,11 @@ def run_mode(mode: str, precision: str, args: argparse.Namespace) -> dict:
             floor.step(views, cores)
 
     ours, floors = [], []
-    for step in range(args.warmup + args.steps):
+    for _ in range(args.warmup + args.steps):
         ours.append(timed(train_step, device))
         if floor is not None:
             floors.append(timed(floor_step, device))
-    ours, floors = ours[args.warmup:], floors[args.warmup:]
+    ours, floors = ours[args.warmup :], floors[args.warmup :]
     result = {"mode": mode, "precision": precision, **throughput(args.batch, ours), **peak_memory(device)}
     if floor is not None:
         result["floor"] = throughput(args.batch, floors)
@@ -236,9 +254,17 @@ def run_mode(mode: str, precision: str, args: argparse.Namespace) -> dict:
 
 def measure_in_child(mode: str, precision: str, args: argparse.Namespace) -> dict:
     """Run one (mode, precision) in its own process so its peak memory is its own."""
-    passed = {k: v for k, v in vars(args).items() if k not in ("mode", "precision", "precisions", "out", "quick", "no_released")}
+    passed = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("mode", "precision", "precisions", "out", "quick", "no_released")
+    }
     argv = [sys.executable, __file__, "--mode", mode, "--precision", precision]
-    argv += [f"--{k.replace('_', '-')}" + ("" if isinstance(v, bool) else f"={v}") for k, v in passed.items() if v is not False]
+    argv += [
+        f"--{k.replace('_', '-')}" + ("" if isinstance(v, bool) else f"={v}")
+        for k, v in passed.items()
+        if v is not False
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
     if done.returncode != 0:
         raise SystemExit(f"pretrain benchmark child ({mode}, {precision}) failed:\n{done.stderr[-3000:]}")
@@ -257,8 +283,14 @@ def main() -> int:
     parser.add_argument("--precisions", nargs="+", choices=["fp32", "bf16"], default=["fp32", "bf16"])
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads on CPU")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the networks (ours and the floor; not the released-cost model)")
-    parser.add_argument("--no-released", action="store_true", help="time ours and the floor only (no released-cost model)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the networks (ours and the floor; not the released-cost model)",
+    )
+    parser.add_argument(
+        "--no-released", action="store_true", help="time ours and the floor only (no released-cost model)"
+    )
     parser.add_argument("--mode", choices=["ours", "released"], help=argparse.SUPPRESS)
     parser.add_argument("--precision", choices=["fp32", "bf16"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -274,16 +306,26 @@ def main() -> int:
     parts = []
     for precision in args.precisions:
         ours = measure_in_child("ours", precision, args)
-        results[precision] = {"ours": ours, "fraction_of_floor": ours["fraction_of_floor"], "cpu_time_fraction_of_floor": ours["cpu_time_fraction_of_floor"]}
-        line = (f"{precision} ours {ours['images_per_s']:.2f} img/s {ours['peak_memory_mib']:.0f} MiB, fraction of floor "
-                f"{ours['fraction_of_floor']:.2f} (floor {ours['floor']['images_per_s']:.2f} img/s; CPU time {ours['cpu_time_fraction_of_floor']:.2f})")
+        results[precision] = {
+            "ours": ours,
+            "fraction_of_floor": ours["fraction_of_floor"],
+            "cpu_time_fraction_of_floor": ours["cpu_time_fraction_of_floor"],
+        }
+        line = (
+            f"{precision} ours {ours['images_per_s']:.2f} img/s {ours['peak_memory_mib']:.0f} MiB, fraction of floor "
+            f"{ours['fraction_of_floor']:.2f} (floor {ours['floor']['images_per_s']:.2f} img/s; CPU time {ours['cpu_time_fraction_of_floor']:.2f})"
+        )
         if not args.no_released:
             released = measure_in_child("released", precision, args)
             speedup = ours["images_per_s"] / released["images_per_s"]
             cpu_speedup = ours["images_per_cpu_s"] / released["images_per_cpu_s"]
-            results[precision].update(released=released, speedup=round(speedup, 2), cpu_time_speedup=round(cpu_speedup, 2))
-            line += (f" vs released-cost {released['images_per_s']:.2f} img/s {released['peak_memory_mib']:.0f} MiB = {speedup:.1f}x "
-                     f"(CPU time {cpu_speedup:.1f}x)")
+            results[precision].update(
+                released=released, speedup=round(speedup, 2), cpu_time_speedup=round(cpu_speedup, 2)
+            )
+            line += (
+                f" vs released-cost {released['images_per_s']:.2f} img/s {released['peak_memory_mib']:.0f} MiB = {speedup:.1f}x "
+                f"(CPU time {cpu_speedup:.1f}x)"
+            )
         parts.append(line)
         print(f"pretrain: {line}", flush=True)  # each precision as it finishes (a long run on a loaded machine)
     results["scales"] = ["c5", "p4", "p3", "p2"]

@@ -28,11 +28,18 @@ import anaus_pl.models.heads as heads
 import anaus_pl.tasks.pretrain as pretrain
 from pretrain import BackboneFloor, synthetic_batch
 
-PARTS = [(encoders.MultiScaleEncoder, "stages", "backbone passes"), (encoders.MultiScaleEncoder, "_pooled_pyramid", "FPN + region pooling"),
-         (encoders, "pool_regions", "c5 pooling"), (heads.ScaleHeads, "forward", "heads (projectors, predictors)"),
-         (pretrain.PretrainTask, "draw_regions", "region draws"), (pretrain, "region_weights", "region weights"),
-         (pretrain, "corrupt", "corruption"), (pretrain, "region_alignment_loss", "alignment loss"),
-         (pretrain, "core_region_loss", "core loss"), (pretrain.PretrainTask, "normalize", "normalisation")]
+PARTS = [
+    (encoders.MultiScaleEncoder, "stages", "backbone passes"),
+    (encoders.MultiScaleEncoder, "_pooled_pyramid", "FPN + region pooling"),
+    (encoders, "pool_regions", "c5 pooling"),
+    (heads.ScaleHeads, "forward", "heads (projectors, predictors)"),
+    (pretrain.PretrainTask, "draw_regions", "region draws"),
+    (pretrain, "region_weights", "region weights"),
+    (pretrain, "corrupt", "corruption"),
+    (pretrain, "region_alignment_loss", "alignment loss"),
+    (pretrain, "core_region_loss", "core loss"),
+    (pretrain.PretrainTask, "normalize", "normalisation"),
+]
 
 
 def label(owner: object, name: str, text: str) -> None:

@@ -65,13 +65,25 @@ class StageProbe(Callback):
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         self._begin(pl_module)
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         self._finish(pl_module, batch)
 
-    def on_predict_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_predict_batch_start(
+        self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         self._begin(pl_module)
 
-    def on_predict_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def on_predict_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         self._finish(pl_module, batch)
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
@@ -79,7 +91,14 @@ class StageProbe(Callback):
             return
         peak, kind = peak_memory_mib(pl_module.device)
         rate = self.images / self.seconds * trainer.world_size if self.seconds else None
-        result = {"stage": stage, "batches": self.batches, "timed_batches": max(self.batches - self.skip, 0), "world_size": trainer.world_size,
-                  "images_per_s": rate, "peak_memory_mib": round(peak, 1), "peak_memory_kind": kind}
+        result = {
+            "stage": stage,
+            "batches": self.batches,
+            "timed_batches": max(self.batches - self.skip, 0),
+            "world_size": trainer.world_size,
+            "images_per_s": rate,
+            "peak_memory_mib": round(peak, 1),
+            "peak_memory_kind": kind,
+        }
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.out.write_text(json.dumps(result, indent=2) + "\n")

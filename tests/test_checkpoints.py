@@ -29,9 +29,16 @@ class RunsCode:
 
 def pretrain_like(path: Path, **extra) -> Path:
     """A checkpoint with the keys (and a config dataclass) of a pretrain-stage checkpoint."""
-    torch.save({"state_dict": {"w": torch.ones(2)}, "epoch": 3, "encoder_meta": {"arch": "resnet18"},
-                "hyper_parameters": {"arch": "resnet18", "corruption": CorruptionConfig(), "mean": (0.5, 0.5, 0.5)},
-                **extra}, path)
+    torch.save(
+        {
+            "state_dict": {"w": torch.ones(2)},
+            "epoch": 3,
+            "encoder_meta": {"arch": "resnet18"},
+            "hyper_parameters": {"arch": "resnet18", "corruption": CorruptionConfig(), "mean": (0.5, 0.5, 0.5)},
+            **extra,
+        },
+        path,
+    )
     return path
 
 
@@ -48,8 +55,13 @@ def test_export_of_a_crafted_checkpoint_does_not_run_code_and_says_so_in_one_lin
     marker = tmp_path / "pwned"
     evil = pretrain_like(tmp_path / "evil.ckpt", payload=RunsCode(marker))
     argv = [part.format(ckpt=evil, out=tmp_path / "out") for part in command]
-    result = subprocess.run([sys.executable, "-m", "anaus_pl.cli", *argv], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(SRC), "ANAUS_DEBUG": ""})
+    result = subprocess.run(
+        [sys.executable, "-m", "anaus_pl.cli", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(SRC), "ANAUS_DEBUG": ""},
+    )
     assert result.returncode == 1 and not marker.exists() and not (tmp_path / "out").exists()
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "evil.ckpt: holds a Python object" in lines[0] and "Traceback" not in result.stderr
@@ -78,12 +90,15 @@ def empty(path: Path) -> None:
     path.write_bytes(b"")
 
 
-@pytest.mark.parametrize(("make", "problem"), [
-    (garbage, r"is not a PyTorch checkpoint \(1024 bytes"),
-    (html, r"is an HTML page, not a checkpoint .*download the file itself"),
-    (truncated, r"is truncated or corrupt \(300 bytes"),
-    (empty, r"is empty \(0 bytes\)"),
-])
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (garbage, r"is not a PyTorch checkpoint \(1024 bytes"),
+        (html, r"is an HTML page, not a checkpoint .*download the file itself"),
+        (truncated, r"is truncated or corrupt \(300 bytes"),
+        (empty, r"is empty \(0 bytes\)"),
+    ],
+)
 def test_bad_files_name_the_file_the_stage_and_the_fix(tmp_path, make, problem):
     path = tmp_path / "last.ckpt"
     make(path)
@@ -97,9 +112,12 @@ def test_bad_files_name_the_file_the_stage_and_the_fix(tmp_path, make, problem):
 
 def test_the_checkpoint_of_another_stage_is_named(tmp_path):
     path = pretrain_like(tmp_path / "last.ckpt")
-    with pytest.raises(CheckpointError, match=r"last\.ckpt: this is a pretrain-stage checkpoint \(no hyper_parameters\.model\), "
-                                              r"expected an adapt-stage LP-SAM checkpoint: "
-                                              r"point to runs/adapt/"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"last\.ckpt: this is a pretrain-stage checkpoint \(no hyper_parameters\.model\), "
+        r"expected an adapt-stage LP-SAM checkpoint: "
+        r"point to runs/adapt/",
+    ):
         load_checkpoint(path, "adapt")
     torch.save({"image_encoder.w": torch.ones(1)}, tmp_path / "sam.pth")
     with pytest.raises(CheckpointError, match=r"this is a plain state dict .* expected a pretrain-stage checkpoint"):
@@ -107,6 +125,9 @@ def test_the_checkpoint_of_another_stage_is_named(tmp_path):
 
 
 def test_missing_checkpoint_names_the_stage_that_writes_it(tmp_path):
-    with pytest.raises(CheckpointError, match=r"nope\.ckpt: checkpoint not found; expected a pretrain-stage checkpoint: .*stages/pretrain\.yaml"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"nope\.ckpt: checkpoint not found; expected a pretrain-stage checkpoint: .*stages/pretrain\.yaml",
+    ):
         load_checkpoint(tmp_path / "nope.ckpt", "pretrain")
     assert main(["export", "--ckpt", str(tmp_path / "nope.ckpt"), "--out", str(tmp_path / "out")]) == 1

@@ -17,7 +17,9 @@ def test_unknown_command_fails(capsys):
 
 
 def test_fit_help_runs_through_lightning_cli():
-    result = subprocess.run([sys.executable, "-m", "anaus_pl.cli", "fit", "--help"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "anaus_pl.cli", "fit", "--help"], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert "--trainer.precision" in result.stdout and "--model" in result.stdout
 
@@ -31,7 +33,11 @@ def test_errors_are_one_line_unless_debug_is_asked_for(tmp_path, capsys, monkeyp
     monkeypatch.delenv("ANAUS_DEBUG", raising=False)
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("anaus-pl export: CheckpointError: ") and "none.ckpt: checkpoint not found" in err[0]
+    assert (
+        len(err) == 1
+        and err[0].startswith("anaus-pl export: CheckpointError: ")
+        and "none.ckpt: checkpoint not found" in err[0]
+    )
     with pytest.raises(CheckpointError):
         main([*argv, "--debug"])
     monkeypatch.setenv("ANAUS_DEBUG", "1")

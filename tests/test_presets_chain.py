@@ -22,8 +22,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER = ROOT / "configs" / "paper"
 QUIET = {"enable_progress_bar": False, "enable_model_summary": False, "log_every_n_steps": 1}
 CPU = {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true"}
-TINY_LPSAM = {"encoder": "vit_micro", "image_size": 32, "checkpoint": None, "pretrained": False, "cnn_branch": False,
-              "prompt_mlp_dim": 32, "prompt_rounds": 1}
+TINY_LPSAM = {
+    "encoder": "vit_micro",
+    "image_size": 32,
+    "checkpoint": None,
+    "pretrained": False,
+    "cnn_branch": False,
+    "prompt_mlp_dim": 32,
+    "prompt_rounds": 1,
+}
 
 
 @pytest.fixture
@@ -57,14 +64,31 @@ def _yaml(path: Path, content: dict) -> str:
 
 
 def _adapt_override(world: Path) -> str:
-    return _yaml(world / "adapt_small.yaml", {
-        "trainer": {**CPU, **QUIET, "max_steps": 2, "num_sanity_val_steps": 0},
-        "model": {"class_path": "anaus_pl.tasks.adapt.AdaptTask",
-                  "init_args": {"model": TINY_LPSAM, "adapter_epochs": 1, "warmup_steps": 1, "overlay_images": 0}},
-        "data": {"class_path": "anaus_pl.data.datamodules.adapt.AdaptDataModule",
-                 "init_args": {"sources": [{"layout": "folder", "root": str(world / "mine"),
-                                            "options": {"anatomy": {100: "disc", 200: "bar"}, "group_pattern": r"^(p\d+)_"}}],
-                               "image_size": 32, "batch_size": 4, "num_workers": 0}}})
+    return _yaml(
+        world / "adapt_small.yaml",
+        {
+            "trainer": {**CPU, **QUIET, "max_steps": 2, "num_sanity_val_steps": 0},
+            "model": {
+                "class_path": "anaus_pl.tasks.adapt.AdaptTask",
+                "init_args": {"model": TINY_LPSAM, "adapter_epochs": 1, "warmup_steps": 1, "overlay_images": 0},
+            },
+            "data": {
+                "class_path": "anaus_pl.data.datamodules.adapt.AdaptDataModule",
+                "init_args": {
+                    "sources": [
+                        {
+                            "layout": "folder",
+                            "root": str(world / "mine"),
+                            "options": {"anatomy": {100: "disc", 200: "bar"}, "group_pattern": r"^(p\d+)_"},
+                        }
+                    ],
+                    "image_size": 32,
+                    "batch_size": 4,
+                    "num_workers": 0,
+                },
+            },
+        },
+    )
 
 
 def test_two_run_names_leave_two_runs_and_the_setup_is_logged(world: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -72,7 +96,9 @@ def test_two_run_names_leave_two_runs_and_the_setup_is_logged(world: Path, caplo
     with caplog.at_level(logging.INFO, logger="anaus_pl"):
         for run in ("first", "second"):
             assert main(["fit", "--config", str(ROOT / "stages/adapt.yaml"), "--config", override, "--run", run]) == 0
-    assert "run 'first': precision 32-true, accelerator CPUAccelerator, 1 device(s) x 1 node(s), strategy" in caplog.text
+    assert (
+        "run 'first': precision 32-true, accelerator CPUAccelerator, 1 device(s) x 1 node(s), strategy" in caplog.text
+    )
     for run in ("first", "second"):
         folder = world / "runs" / "adapt" / run
         assert (folder / "checkpoints" / "last.ckpt").is_file() and len(list(folder.glob("events.out.tfevents.*"))) == 1
@@ -83,8 +109,9 @@ def test_two_run_names_leave_two_runs_and_the_setup_is_logged(world: Path, caplo
         main(["fit", "--config", str(ROOT / "stages/adapt.yaml"), "--config", override, "--run", "a/b"])
 
 
-@pytest.mark.parametrize("stage, command", [("adapt", "fit"), ("annotate", "annotate"), ("pretrain", "fit"),
-                                            ("evaluate", "evaluate")])
+@pytest.mark.parametrize(
+    "stage, command", [("adapt", "fit"), ("annotate", "annotate"), ("pretrain", "fit"), ("evaluate", "evaluate")]
+)
 def test_each_paper_preset_resolves_on_its_own(stage: str, command: str, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) if command != "evaluate" else _no_exit():
         main([command, "--config", str(PAPER / f"{stage}.yaml"), "--print_config"])
@@ -109,27 +136,60 @@ def test_paper_presets_chain_with_shrunk_sizes(world: Path) -> None:
     assert main(["fit", "--config", str(PAPER / "adapt.yaml"), "--config", _adapt_override(world), *run]) == 0
     assert (world / "runs/adapt/chain/checkpoints/last.ckpt").is_file()
 
-    annotate = _yaml(world / "annotate_small.yaml", {
-        "trainer": {"accelerator": "cpu"},
-        "data": {"class_path": "anaus_pl.data.datamodules.annotate.AnnotateFramesDataModule",
-                 "init_args": {"batch_size": 4, "num_workers": 0, "inputs": [{"path": str(world / "mine" / "images")}]}},
-        "store": {"flush_frames": 4, "preview_frames": 2}})
+    annotate = _yaml(
+        world / "annotate_small.yaml",
+        {
+            "trainer": {"accelerator": "cpu"},
+            "data": {
+                "class_path": "anaus_pl.data.datamodules.annotate.AnnotateFramesDataModule",
+                "init_args": {"batch_size": 4, "num_workers": 0, "inputs": [{"path": str(world / "mine" / "images")}]},
+            },
+            "store": {"flush_frames": 4, "preview_frames": 2},
+        },
+    )
     assert main(["annotate", "--config", str(PAPER / "annotate.yaml"), "--config", annotate, *run]) == 0
     assert (world / "runs/annotate/chain/anatomy.h5").is_file()
 
-    pretrain = _yaml(world / "pretrain_small.yaml", {
-        "trainer": {**CPU, **QUIET, "sync_batchnorm": False, "max_steps": 2, "max_epochs": 1},
-        "model": {"class_path": "anaus_pl.tasks.pretrain.PretrainTask", "init_args": {"log_images_every_n_steps": 0}},
-        "data": {"class_path": "anaus_pl.data.datamodules.pretrain.PretrainDataModule",
-                 "init_args": {"batch_size": 4, "num_workers": 0, "views": {"image_size": 64, "core_size": 64}}}})
+    pretrain = _yaml(
+        world / "pretrain_small.yaml",
+        {
+            "trainer": {**CPU, **QUIET, "sync_batchnorm": False, "max_steps": 2, "max_epochs": 1},
+            "model": {
+                "class_path": "anaus_pl.tasks.pretrain.PretrainTask",
+                "init_args": {"log_images_every_n_steps": 0},
+            },
+            "data": {
+                "class_path": "anaus_pl.data.datamodules.pretrain.PretrainDataModule",
+                "init_args": {"batch_size": 4, "num_workers": 0, "views": {"image_size": 64, "core_size": 64}},
+            },
+        },
+    )
     assert main(["fit", "--config", str(PAPER / "pretrain.yaml"), "--config", pretrain, *run]) == 0
     assert (world / "runs/pretrain/chain/encoder.pt").is_file()
 
-    evaluate = _yaml(world / "evaluate_small.yaml", {
-        "n_folds": 2, "num_workers": 0, "progress_bar": False, "accelerator": "cpu", "overlay_cases": 0,
-        "drop_tasks": ["pocus-cls", "busi-cls", "udiat-seg", "tn3k-seg", "busi-seg", "hmcqu-seg"],
-        "add_tasks": [{"name": "mine-cls", "layout": "folder", "root": str(world / "cls"), "kind": "classification",
-                       "image_size": 32, "epochs": 1, "batch_size": 4, "lr": 0.001}]})
+    evaluate = _yaml(
+        world / "evaluate_small.yaml",
+        {
+            "n_folds": 2,
+            "num_workers": 0,
+            "progress_bar": False,
+            "accelerator": "cpu",
+            "overlay_cases": 0,
+            "drop_tasks": ["pocus-cls", "busi-cls", "udiat-seg", "tn3k-seg", "busi-seg", "hmcqu-seg"],
+            "add_tasks": [
+                {
+                    "name": "mine-cls",
+                    "layout": "folder",
+                    "root": str(world / "cls"),
+                    "kind": "classification",
+                    "image_size": 32,
+                    "epochs": 1,
+                    "batch_size": 4,
+                    "lr": 0.001,
+                }
+            ],
+        },
+    )
     assert main(["evaluate", "--config", str(PAPER / "evaluate.yaml"), "--config", evaluate, *run]) == 0
     report = world / "runs/evaluate/chain/report.json"
     assert report.is_file() and "runs/pretrain/chain/encoder.pt" in report.read_text()

@@ -40,22 +40,36 @@ class Expected:
 
 
 EXPECTED: dict[str, Expected] = {
-    "adapt": Expected("an adapt-stage LP-SAM checkpoint",
-                      "point to runs/adapt/<run>/checkpoints/last.ckpt, written by `anaus-pl fit --config stages/adapt.yaml`",
-                      ("state_dict", "hyper_parameters"), ("model",)),
-    "pretrain": Expected("a pretrain-stage checkpoint",
-                         "point to runs/pretrain/<run>/checkpoints/last.ckpt, written by `anaus-pl fit --config stages/pretrain.yaml`",
-                         ("state_dict", "hyper_parameters", "encoder_meta")),
-    "finetune": Expected("a fine-tuning checkpoint of `anaus-pl evaluate`",
-                         "rerun `anaus-pl evaluate`; it writes and reads these itself", ("state_dict", "hyper_parameters"),
-                         ("init", "head")),
-    "encoder": Expected("an encoder export (encoder.pt beside encoder.json)",
-                        "run `make pretrain` or `anaus-pl export --ckpt runs/pretrain/<run>/checkpoints/last.ckpt --out DIR`"),
-    "imagenet": Expected("a torchvision or timm state dict",
-                         "download the library's weight file again and compare its sha256 with the published one"),
-    "sam": Expected("SAM or LiteMedSAM weights (a .pth state dict)",
-                    "download the official file (e.g. sam_vit_b_01ec64.pth), compare its size/sha256 with the published "
-                    "one and point the config's 'checkpoint' at it"),
+    "adapt": Expected(
+        "an adapt-stage LP-SAM checkpoint",
+        "point to runs/adapt/<run>/checkpoints/last.ckpt, written by `anaus-pl fit --config stages/adapt.yaml`",
+        ("state_dict", "hyper_parameters"),
+        ("model",),
+    ),
+    "pretrain": Expected(
+        "a pretrain-stage checkpoint",
+        "point to runs/pretrain/<run>/checkpoints/last.ckpt, written by `anaus-pl fit --config stages/pretrain.yaml`",
+        ("state_dict", "hyper_parameters", "encoder_meta"),
+    ),
+    "finetune": Expected(
+        "a fine-tuning checkpoint of `anaus-pl evaluate`",
+        "rerun `anaus-pl evaluate`; it writes and reads these itself",
+        ("state_dict", "hyper_parameters"),
+        ("init", "head"),
+    ),
+    "encoder": Expected(
+        "an encoder export (encoder.pt beside encoder.json)",
+        "run `make pretrain` or `anaus-pl export --ckpt runs/pretrain/<run>/checkpoints/last.ckpt --out DIR`",
+    ),
+    "imagenet": Expected(
+        "a torchvision or timm state dict",
+        "download the library's weight file again and compare its sha256 with the published one",
+    ),
+    "sam": Expected(
+        "SAM or LiteMedSAM weights (a .pth state dict)",
+        "download the official file (e.g. sam_vit_b_01ec64.pth), compare its size/sha256 with the published "
+        "one and point the config's 'checkpoint' at it",
+    ),
 }
 
 _HTML_MARKERS = (b"<!doctype", b"<html", b"<head", b"<?xml", b"<body")
@@ -80,8 +94,10 @@ def _problem(path: Path, head: bytes, error: Exception) -> str:
         return "is an HTML page, not a checkpoint (a download link saved the web page): download the file itself"
     found = re.search(r"GLOBAL (\S+)", str(error))
     if isinstance(error, pickle.UnpicklingError) and found:
-        return (f"holds a Python object ({found.group(1)}) that anaus-pl does not unpickle, because unpickling it "
-                "could run code; only tensors, plain types and anaus-pl's config dataclasses are read")
+        return (
+            f"holds a Python object ({found.group(1)}) that anaus-pl does not unpickle, because unpickling it "
+            "could run code; only tensors, plain types and anaus-pl's config dataclasses are read"
+        )
     if head.startswith(b"PK\x03\x04"):
         return f"is truncated or corrupt ({size} bytes; {type(error).__name__}): copy or download it again"
     return f"is not a PyTorch checkpoint ({size} bytes starting {head[:8]!r}; {type(error).__name__})"
@@ -137,13 +153,28 @@ def load_checkpoint(path: str | Path, stage: str, map_location: str | torch.devi
     try:
         with torch.serialization.safe_globals(_config_classes()):
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError,
-            UnicodeDecodeError, AttributeError, TypeError) as error:
-        raise CheckpointError(f"{path}: {_problem(path, head, error)}; expected {expected.what}: {expected.fix}") from None
+    except (
+        RuntimeError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        UnicodeDecodeError,
+        AttributeError,
+        TypeError,
+    ) as error:
+        raise CheckpointError(
+            f"{path}: {_problem(path, head, error)}; expected {expected.what}: {expected.fix}"
+        ) from None
     missing = [key for key in expected.keys if not isinstance(checkpoint, Mapping) or key not in checkpoint]
     hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, Mapping) else None
-    missing += [f"hyper_parameters.{key}" for key in expected.hparams if isinstance(hparams, Mapping) and key not in hparams]
+    missing += [
+        f"hyper_parameters.{key}" for key in expected.hparams if isinstance(hparams, Mapping) and key not in hparams
+    ]
     if missing:
-        raise CheckpointError(f"{path}: this is {stage_of(checkpoint)} (no {', '.join(missing)}), "
-                              f"expected {expected.what}: {expected.fix}")
+        raise CheckpointError(
+            f"{path}: this is {stage_of(checkpoint)} (no {', '.join(missing)}), "
+            f"expected {expected.what}: {expected.fix}"
+        )
     return checkpoint

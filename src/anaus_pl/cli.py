@@ -32,8 +32,14 @@ LIGHTNING_COMMANDS: dict[str, str] = {
 COMMANDS: dict[str, tuple[str, str]] = {
     "phantom": ("anaus_pl.data.phantom.cli:main", "write the simulated B-mode world in the public layouts"),
     "datasets": ("anaus_pl.data.layouts.cli:main", "check a data set tree against its layout (datasets check)"),
-    "evaluate": ("anaus_pl.evaluation.cli:main", "k-fold downstream evaluation of encoders and its report (--config stages/evaluate.yaml)"),
-    "study": ("anaus_pl.study:main", "the phantom ablation study: every stage, five pretrain variants, docs/RESULTS.md"),
+    "evaluate": (
+        "anaus_pl.evaluation.cli:main",
+        "k-fold downstream evaluation of encoders and its report (--config stages/evaluate.yaml)",
+    ),
+    "study": (
+        "anaus_pl.study:main",
+        "the phantom ablation study: every stage, five pretrain variants, docs/RESULTS.md",
+    ),
     "export": ("anaus_pl.tasks.export:main", "write a pretrain checkpoint's encoder as encoder.pt + encoder.json"),
 }
 
@@ -43,8 +49,11 @@ def _usage() -> str:
     lines += [f"  {name:<10} {text}" for name, text in LIGHTNING_COMMANDS.items()]
     lines += ["", "Pipeline commands:"]
     lines += [f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()]
-    lines += ["", "Errors print one line; add --debug (or set ANAUS_DEBUG=1) for the full traceback.",
-              "Example: anaus-pl fit --config stages/pretrain.yaml"]
+    lines += [
+        "",
+        "Errors print one line; add --debug (or set ANAUS_DEBUG=1) for the full traceback.",
+        "Example: anaus-pl fit --config stages/pretrain.yaml",
+    ]
     return "\n".join(lines)
 
 
@@ -83,7 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         name = argv[0] if argv else ""
-        print(f"anaus-pl {name}: {type(error).__name__}: {one_line(error)} (--debug shows the traceback)", file=sys.stderr)
+        print(
+            f"anaus-pl {name}: {type(error).__name__}: {one_line(error)} (--debug shows the traceback)", file=sys.stderr
+        )
         return 1
 
 

@@ -40,8 +40,13 @@ class AnausTrainer(Trainer):
             if isinstance(plugin, SLURMStepRequeue):  # its requeue runs as a callback, between steps
                 self.callbacks.append(RequeueAtStepBoundary(plugin.requeue_signal))
 
-    def annotate(self, model: LightningModule, datamodule: LightningDataModule, store: StoreOptions | None = None,
-                 overwrite: bool = False) -> dict[str, Any]:
+    def annotate(
+        self,
+        model: LightningModule,
+        datamodule: LightningDataModule,
+        store: StoreOptions | None = None,
+        overwrite: bool = False,
+    ) -> dict[str, Any]:
         """Label every frame of ``datamodule`` with ``model`` into the anatomy store ``store.path``.
 
         Resumes an interrupted run (skips what earlier runs committed); does
@@ -56,15 +61,19 @@ class AnausTrainer(Trainer):
         from anaus_pl.tasks.annotate_writer import AnatomyStoreCallback, check_config, config_sha256
 
         if not isinstance(model, AnnotateTask) or not isinstance(datamodule, AnnotateFramesDataModule):
-            raise TypeError("annotate needs model: anaus_pl.tasks.annotate.AnnotateTask and "
-                            "data: anaus_pl.data.datamodules.annotate.AnnotateFramesDataModule (see stages/annotate.yaml)")
+            raise TypeError(
+                "annotate needs model: anaus_pl.tasks.annotate.AnnotateTask and "
+                "data: anaus_pl.data.datamodules.annotate.AnnotateFramesDataModule (see stages/annotate.yaml)"
+            )
         store = store or StoreOptions()
         datamodule.check_inputs()
         check_predictor_checkpoint(model.predictor_loader, model.lpsam_checkpoint)
         check_writable(store.path)
         if Path(store.path).exists() and not overwrite:
             check_config(Path(store.path), config_sha256(self.resolved_config))
-            logging.getLogger("anaus_pl").info("%s exists: nothing to annotate (--overwrite true replaces it)", store.path)
+            logging.getLogger("anaus_pl").info(
+                "%s exists: nothing to annotate (--overwrite true replaces it)", store.path
+            )
             return {}
         writer = AnatomyStoreCallback(store, config=self.resolved_config, overwrite=overwrite)
         self.callbacks.append(writer)
@@ -92,8 +101,12 @@ class AnausCLI(LightningCLI):
         )
 
     def add_arguments_to_parser(self, parser: Any) -> None:
-        parser.add_argument("--run", type=RunName, default="default",
-                            help="run name: replaces {run} in every config value, so runs/<stage>/{run}/ keeps runs apart")
+        parser.add_argument(
+            "--run",
+            type=RunName,
+            default="default",
+            help="run name: replaces {run} in every config value, so runs/<stage>/{run}/ keeps runs apart",
+        )
 
     def before_instantiate_classes(self) -> None:
         """Fill the run name into every ``{run}`` of the configuration (the saved config.yaml holds the paths)."""
@@ -105,9 +118,15 @@ class AnausCLI(LightningCLI):
         trainer = self.trainer
         if trainer.global_rank == 0:
             config = self.config[self.subcommand] if self.subcommand else self.config
-            log.info("run %r: precision %s, accelerator %s, %d device(s) x %d node(s), strategy %s", config.run,
-                     trainer.precision, type(trainer.accelerator).__name__, trainer.num_devices, trainer.num_nodes,
-                     type(trainer.strategy).__name__)
+            log.info(
+                "run %r: precision %s, accelerator %s, %d device(s) x %d node(s), strategy %s",
+                config.run,
+                trainer.precision,
+                type(trainer.accelerator).__name__,
+                trainer.num_devices,
+                trainer.num_nodes,
+                type(trainer.strategy).__name__,
+            )
 
     def before_annotate(self) -> None:
         """Hand the resolved configuration to the store's attributes."""

@@ -71,7 +71,9 @@ def sample_seed(seed: int, rank: int, epoch: int, index: int) -> int:
     return derive_seed(seed, Stream.SAMPLE, rank, epoch, index)
 
 
-def step_generator(seed: int, rank: int, step: int, batch: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
+def step_generator(
+    seed: int, rank: int, step: int, batch: int = 0, device: torch.device | str = "cpu"
+) -> torch.Generator:
     """A generator on ``device`` for the on-device draws of micro-batch ``batch`` at optimizer step ``step``."""
     return torch.Generator(device=device).manual_seed(derive_seed(seed, Stream.STEP, rank, step, batch))
 
@@ -110,7 +112,9 @@ class SeededSampler(DistributedSampler):
     process group.
     """
 
-    def __init__(self, dataset: Dataset, epoch: EpochCell, seed: int, rank: int, num_replicas: int, shuffle: bool = True) -> None:
+    def __init__(
+        self, dataset: Dataset, epoch: EpochCell, seed: int, rank: int, num_replicas: int, shuffle: bool = True
+    ) -> None:
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
         self.epoch_cell = epoch
 

@@ -38,7 +38,11 @@ class SLURMStepRequeue(SLURMEnvironment):
 
 def next_hpc_checkpoint(root_dir: str | Path) -> Path:
     """``root_dir/hpc_ckpt_<n+1>.ckpt`` after the highest existing ``n`` (Lightning's naming)."""
-    numbers = [int(m.group(1)) for p in Path(root_dir).glob("hpc_ckpt_*.ckpt") if (m := re.fullmatch(r"hpc_ckpt_(\d+)\.ckpt", p.name))]
+    numbers = [
+        int(m.group(1))
+        for p in Path(root_dir).glob("hpc_ckpt_*.ckpt")
+        if (m := re.fullmatch(r"hpc_ckpt_(\d+)\.ckpt", p.name))
+    ]
     return Path(root_dir) / f"hpc_ckpt_{max(numbers, default=0) + 1}.ckpt"
 
 
@@ -67,7 +71,10 @@ class RequeueAtStepBoundary(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._previous_handler = signal.signal(self.requeue_signal, self._flag)
-        print(f"SLURM requeue at batch boundaries on {signal.Signals(self.requeue_signal).name} (rank {trainer.global_rank})", flush=True)
+        print(
+            f"SLURM requeue at batch boundaries on {signal.Signals(self.requeue_signal).name} (rank {trainer.global_rank})",
+            flush=True,
+        )
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self._previous_handler is not None:
@@ -92,8 +99,9 @@ class RequeueAtStepBoundary(Callback):
         if trainer.is_global_zero:
             self._requeue()
 
-    def on_predict_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int,
-                             dataloader_idx: int = 0) -> None:
+    def on_predict_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         if self.signalled:
             self.signalled = False
             if trainer.is_global_zero:

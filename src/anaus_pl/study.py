@@ -94,10 +94,14 @@ class StudyConfig:
             raw[stage] = StageStep(**raw[stage])
         config = cls(**raw)
         if config.reference not in config.variants:
-            raise ValueError(f"{path}: reference {config.reference!r} is not one of the variants {sorted(config.variants)}")
+            raise ValueError(
+                f"{path}: reference {config.reference!r} is not one of the variants {sorted(config.variants)}"
+            )
         if 0 not in config.budgets or any(b < 0 for b in config.budgets) or len(config.budgets) < 2:
-            raise ValueError(f"{path}: budgets must hold 0 (the random init) and at least one positive step count, "
-                             f"got {config.budgets}")
+            raise ValueError(
+                f"{path}: budgets must hold 0 (the random init) and at least one positive step count, "
+                f"got {config.budgets}"
+            )
         config.budgets = sorted(set(config.budgets))
         return config
 
@@ -110,9 +114,9 @@ def rewrite_paths(value: Any, data_dir: str, out_dir: str) -> Any:
         return [rewrite_paths(v, data_dir, out_dir) for v in value]
     if isinstance(value, str):
         if value == "data/phantom" or value.startswith("data/phantom/"):
-            return data_dir + value[len("data/phantom"):]
+            return data_dir + value[len("data/phantom") :]
         if value == "runs" or value.startswith("runs/"):
-            return out_dir + value[len("runs"):]
+            return out_dir + value[len("runs") :]
     return value
 
 
@@ -124,16 +128,22 @@ class Study:
         self.out = Path(config.out_dir)
         self.data = self.out / "data"
         self.timings_path = self.out / "timings.json"
-        self.timings: dict[str, float] = json.loads(self.timings_path.read_text()) if self.timings_path.is_file() else {}
+        self.timings: dict[str, float] = (
+            json.loads(self.timings_path.read_text()) if self.timings_path.is_file() else {}
+        )
 
     # -- running -----------------------------------------------------------------------------------
     def _run(self, step: str, args: list[str]) -> None:
         """``anaus-pl <args>`` in a subprocess; its wall time is added to the study's timings."""
         print(f"[study] {step}: anaus-pl {shlex.join(args)}", flush=True)
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "anaus_pl.cli", *args], env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        done = subprocess.run(
+            [sys.executable, "-m", "anaus_pl.cli", *args], env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        )
         if done.returncode != 0:
-            raise SystemExit(f"study step {step} failed (exit {done.returncode}); fix it and rerun the same command to resume")
+            raise SystemExit(
+                f"study step {step} failed (exit {done.returncode}); fix it and rerun the same command to resume"
+            )
         self.timings[step] = round(self.timings.get(step, 0.0) + time.perf_counter() - start, 1)
         self.out.mkdir(parents=True, exist_ok=True)
         self.timings_path.write_text(json.dumps(self.timings, indent=1) + "\n")
@@ -184,10 +194,20 @@ class Study:
                 if self.encoder(variant, steps).is_file():
                     continue
                 name = self.run_name(variant, steps)
-                self._run(f"pretrain:{name}", ["fit", "--config", str(path), *self.config.pretrain.overrides,
-                                               f"--trainer.max_steps={steps}", "--trainer.max_epochs=-1",
-                                               f"--trainer.logger.init_args.version={name}",
-                                               f"--model.init_args.export_dir={self.encoder(variant, steps).parent}", *extra])
+                self._run(
+                    f"pretrain:{name}",
+                    [
+                        "fit",
+                        "--config",
+                        str(path),
+                        *self.config.pretrain.overrides,
+                        f"--trainer.max_steps={steps}",
+                        "--trainer.max_epochs=-1",
+                        f"--trainer.logger.init_args.version={name}",
+                        f"--model.init_args.export_dir={self.encoder(variant, steps).parent}",
+                        *extra,
+                    ],
+                )
 
     @property
     def evaluate_dir(self) -> Path:
@@ -205,8 +225,14 @@ class Study:
             for task in tasks:
                 protocols = [p for p in task.get("protocols") or get_kind(task["kind"]).protocols if p != "finetune"]
                 frozen.append({**task, **settings.get("task_set", {}), "protocols": protocols})
-            return {**loaded, **settings.get("set", {}), "tasks": frozen, "inits": self.inits(), "reference": RANDOM,
-                    "out_dir": str(self.evaluate_dir)}
+            return {
+                **loaded,
+                **settings.get("set", {}),
+                "tasks": frozen,
+                "inits": self.inits(),
+                "reference": RANDOM,
+                "out_dir": str(self.evaluate_dir),
+            }
 
         path = self._stage_config("evaluate", settings["config"], edit)
         if not (self.evaluate_dir / "report.json").is_file():
@@ -222,7 +248,11 @@ class Study:
 def _machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     import torch
@@ -259,8 +289,12 @@ def curves(study: Study, report: dict) -> list[Curve]:
     for task, entry in report["tasks"].items():
         kind = get_kind(entry["kind"])
         for protocol, result in entry["protocols"].items():
-            points = {(v, b): result["inits"][init_label(study.init_of(v, b))] for v in study.config.variants
-                      for b in study.config.budgets if init_label(study.init_of(v, b)) in result["inits"]}
+            points = {
+                (v, b): result["inits"][init_label(study.init_of(v, b))]
+                for v in study.config.variants
+                for b in study.config.budgets
+                if init_label(study.init_of(v, b)) in result["inits"]
+            }
             out.append(Curve(task, protocol, kind.headline, kind.headline not in kind.lower_is_better, points))
     return out
 
@@ -287,12 +321,21 @@ def curve_figure(study: Study, found: list[Curve], path: Path) -> None:
                     continue
                 c = paired(curve.entries[(variant, b)], random_entry, curve.metric, curve.higher_is_better)
                 errors.append(100 * (c.high - c.low) / 2 if c.n > 1 else 0.0)
-            axis.errorbar(budgets, means, yerr=errors, marker="o", capsize=3, color=f"C{i}", label=variant,
-                          alpha=0.85, linewidth=1.2)
+            axis.errorbar(
+                budgets,
+                means,
+                yerr=errors,
+                marker="o",
+                capsize=3,
+                color=f"C{i}",
+                label=variant,
+                alpha=0.85,
+                linewidth=1.2,
+            )
         axis.set_title(f"{curve.task} · {curve.protocol}", fontsize=9)
         axis.set_xlabel("pretraining steps (0: random init)")
         axis.set_ylabel(f"{curve.metric} (%)")
-    for axis in list(axes.flat)[len(found):]:
+    for axis in list(axes.flat)[len(found) :]:
         axis.axis("off")
     axes.flat[0].legend(fontsize=7)
     figure.tight_layout()
@@ -320,29 +363,41 @@ def write_results(study: Study) -> Path:
     total = sum(study.timings.values())
     protocol = report["protocol"]
     positive = [b for b in config.budgets if b > 0]
-    lines = ["# Results: the phantom study as a learning curve", "",
-             "Generated by `anaus-pl study`; every number and sentence below comes from the evaluate report "
-             f"(`{study.evaluate_dir}/report.json`). Do not edit by hand: rerun the command.", "",
-             f"- Command: `anaus-pl study --config {study.config_path}` (or `make study`)",
-             f"- Machine: {_machine()}",
-             f"- Wall time: {total / 60:.1f} min over the steps run "
-             + "(" + ", ".join(f"{k} {v / 60:.1f}" for k, v in study.timings.items()) + " min)"
-             + (f"; designed budget {config.budget_minutes:g} min" if config.budget_minutes else ""),
-             f"- Written: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
-             f"- Protocol: frozen encoders only; {protocol['n_folds']} folds x {report['repeats']} repeats = paired units; "
-             f"{report['std']}; intervals are 95 % t-intervals of the per-unit difference; 'detectable' is the smallest "
-             "difference the design detects at 95 % confidence and 80 % power",
-             "- Variants: " + "; ".join(f"`{name}`: {' '.join(extra) or 'the full method'}" for name, extra in config.variants.items())
-             + f"; budgets {', '.join(map(str, config.budgets))} optimizer steps (0: the random init, shared)", "",
-             f"![learning curve]({figure.relative_to(target.parent)})", ""]
+    lines = [
+        "# Results: the phantom study as a learning curve",
+        "",
+        "Generated by `anaus-pl study`; every number and sentence below comes from the evaluate report "
+        f"(`{study.evaluate_dir}/report.json`). Do not edit by hand: rerun the command.",
+        "",
+        f"- Command: `anaus-pl study --config {study.config_path}` (or `make study`)",
+        f"- Machine: {_machine()}",
+        f"- Wall time: {total / 60:.1f} min over the steps run "
+        + "("
+        + ", ".join(f"{k} {v / 60:.1f}" for k, v in study.timings.items())
+        + " min)"
+        + (f"; designed budget {config.budget_minutes:g} min" if config.budget_minutes else ""),
+        f"- Written: {datetime.now(timezone.utc).isoformat(timespec='seconds')}",
+        f"- Protocol: frozen encoders only; {protocol['n_folds']} folds x {report['repeats']} repeats = paired units; "
+        f"{report['std']}; intervals are 95 % t-intervals of the per-unit difference; 'detectable' is the smallest "
+        "difference the design detects at 95 % confidence and 80 % power",
+        "- Variants: "
+        + "; ".join(f"`{name}`: {' '.join(extra) or 'the full method'}" for name, extra in config.variants.items())
+        + f"; budgets {', '.join(map(str, config.budgets))} optimizer steps (0: the random init, shared)",
+        "",
+        f"![learning curve]({figure.relative_to(target.parent)})",
+        "",
+    ]
     versus_random: list[PairedComparison] = []
     versus_reference: list[PairedComparison] = []
     statements: list[str] = []
     for curve in found:
         random_entry = curve.entries.get((config.reference, 0))
-        lines += [f"## {curve.task} · {curve.protocol} ({curve.metric}, %, mean; Δ: paired difference to random, 95 % CI)", "",
-                  "| variant | " + " | ".join(f"{b} steps" for b in config.budgets) + " |",
-                  "|---|" + "---|" * len(config.budgets)]
+        lines += [
+            f"## {curve.task} · {curve.protocol} ({curve.metric}, %, mean; Δ: paired difference to random, 95 % CI)",
+            "",
+            "| variant | " + " | ".join(f"{b} steps" for b in config.budgets) + " |",
+            "|---|" + "---|" * len(config.budgets),
+        ]
         for variant in config.variants:
             cells = []
             for b in config.budgets:
@@ -355,8 +410,9 @@ def write_results(study: Study) -> Path:
                     c = paired(entry, random_entry, curve.metric, curve.higher_is_better)
                     versus_random.append(c)
                     text += f" (Δ {100 * c.mean:+.1f} [{100 * c.low:+.1f}, {100 * c.high:+.1f}])"
-                    statements.append(f"{curve.task} · {curve.protocol}, {b} steps: "
-                                      + c.sentence(variant, RANDOM, 100, " pt"))
+                    statements.append(
+                        f"{curve.task} · {curve.protocol}, {b} steps: " + c.sentence(variant, RANDOM, 100, " pt")
+                    )
                 cells.append(text)
             lines.append(f"| {variant} | " + " | ".join(cells) + " |")
         lines.append("")
@@ -368,9 +424,13 @@ def write_results(study: Study) -> Path:
                     continue
                 c = paired(ours, other, curve.metric, curve.higher_is_better)
                 versus_reference.append(c)
-                statements.append(f"{curve.task} · {curve.protocol}, {b} steps: " + c.sentence(config.reference, variant, 100, " pt"))
+                statements.append(
+                    f"{curve.task} · {curve.protocol}, {b} steps: " + c.sentence(config.reference, variant, 100, " pt")
+                )
     lines += _budget_section(study)
-    lines += ["## What the numbers support", ""] + _verdicts(versus_random, "a pretrained encoder against the random init")
+    lines += ["## What the numbers support", ""] + _verdicts(
+        versus_random, "a pretrained encoder against the random init"
+    )
     lines += _verdicts(versus_reference, f"`{config.reference}` against each ablation at the same budget")
     lines += ["", *[f"- {s}" for s in statements], ""]
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -386,11 +446,14 @@ def _verdicts(comparisons: list[PairedComparison], what: str) -> list[str]:
     better = sum(c.verdict == "better" for c in comparisons)
     worse = sum(c.verdict == "worse" for c in comparisons)
     detectable = [c.detectable for c in comparisons if c.n > 1]
-    line = (f"Of {len(comparisons)} comparisons of {what}, {better} show a gain, {worse} a loss and "
-            f"{len(comparisons) - better - worse} no difference (95 % CI holds 0). The smallest differences the design "
-            f"detects (95 % confidence, 80 % power) range from {_range(detectable)} (median "
-            f"{_points(sorted(detectable)[len(detectable) // 2])})." if detectable else
-            f"Of {len(comparisons)} comparisons of {what}, none has two paired units: no interval.")
+    line = (
+        f"Of {len(comparisons)} comparisons of {what}, {better} show a gain, {worse} a loss and "
+        f"{len(comparisons) - better - worse} no difference (95 % CI holds 0). The smallest differences the design "
+        f"detects (95 % confidence, 80 % power) range from {_range(detectable)} (median "
+        f"{_points(sorted(detectable)[len(detectable) // 2])})."
+        if detectable
+        else f"Of {len(comparisons)} comparisons of {what}, none has two paired units: no interval."
+    )
     if better == 0 and detectable:
         line += f" No gain shows at these budgets; a true gain of {_points(max(detectable))} or more would have shown."
     return [line, ""]
@@ -422,17 +485,28 @@ def _budget_section(study: Study) -> list[str]:
             batch = state.get("datamodule_hyper_parameters", {}).get("batch_size")
             done = int(state["global_step"])
             curve = _loss_curve(run_dir)
-            ends = f"{sum(curve[:3]) / len(curve[:3]):.3f} -> {sum(curve[-3:]) / len(curve[-3:]):.3f}" if curve else "n/a"
+            ends = (
+                f"{sum(curve[:3]) / len(curve[:3]):.3f} -> {sum(curve[-3:]) / len(curve[-3:]):.3f}" if curve else "n/a"
+            )
             minutes = study.timings.get(f"pretrain:{name}")
-            rows.append(f"| {name} | {done} | {done * batch if batch else 'n/a'} | {ends} | "
-                        f"{f'{minutes / 60:.1f}' if minutes else 'n/a'} |")
-    return ["## Pretraining budget", "",
-            "| run | optimizer steps | frames seen | training loss, first -> last 3 logged steps | wall time (min) |",
-            "|---|---|---|---|---|", *rows, ""]
+            rows.append(
+                f"| {name} | {done} | {done * batch if batch else 'n/a'} | {ends} | "
+                f"{f'{minutes / 60:.1f}' if minutes else 'n/a'} |"
+            )
+    return [
+        "## Pretraining budget",
+        "",
+        "| run | optimizer steps | frames seen | training loss, first -> last 3 logged steps | wall time (min) |",
+        "|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="anaus-pl study", description="the phantom ablation study (see docs/RESULTS.md)")
+    parser = argparse.ArgumentParser(
+        prog="anaus-pl study", description="the phantom ablation study (see docs/RESULTS.md)"
+    )
     parser.add_argument("--config", required=True, help="study YAML, e.g. configs/study/phantom.yaml")
     args = parser.parse_args(list(argv))
     Study(StudyConfig.load(args.config), args.config).run()

@@ -23,13 +23,26 @@ def _stage(stages: list[Stage], prefix: str) -> Stage:
 
 
 @pytest.mark.parametrize("gpus, devices, preset", [(2, 2, "ddp"), (1, 1, "gpu")])
-def test_gpu_plan_runs_every_stage_in_bf16_with_ddp_when_two_gpus_exist(tmp_path: Path, gpus: int, devices: int, preset: str) -> None:
+def test_gpu_plan_runs_every_stage_in_bf16_with_ddp_when_two_gpus_exist(
+    tmp_path: Path, gpus: int, devices: int, preset: str
+) -> None:
     stages = plan(tmp_path, cpu=False, gpus=gpus)
-    assert [s.name.split(" ")[0] for s in stages] == ["adapt", "annotate", "pretrain", "evaluate", "pretrain", "pretrain"]
+    assert [s.name.split(" ")[0] for s in stages] == [
+        "adapt",
+        "annotate",
+        "pretrain",
+        "evaluate",
+        "pretrain",
+        "pretrain",
+    ]
     pretrain = _stage(stages, "pretrain (").argv
     assert f"configs/trainer/{preset}.yaml" in pretrain and f"--trainer.devices={devices}" in pretrain
     for stage in stages[:3]:
-        assert "--trainer.precision=bf16-mixed" in stage.argv and "--trainer.accelerator=gpu" in stage.argv and stage.probe is not None
+        assert (
+            "--trainer.precision=bf16-mixed" in stage.argv
+            and "--trainer.accelerator=gpu" in stage.argv
+            and stage.probe is not None
+        )
     bench = _stage(stages, "pretrain benchmark").argv
     assert {"--batch=64", "--image-size=224", "--device=cuda"} <= set(bench)
     assert "--compile" in stages[-1].argv
@@ -70,33 +83,64 @@ class _Tiny(LightningModule):
 def test_stage_probe_times_all_but_the_first_batch_and_writes_json(tmp_path: Path) -> None:
     out = tmp_path / "probe.json"
     data = DataLoader(TensorDataset(torch.randn(20, 3)), batch_size=4)
-    Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-            enable_model_summary=False, callbacks=[StageProbe(str(out))]).fit(_Tiny(), data)
+    Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[StageProbe(str(out))],
+    ).fit(_Tiny(), data)
     result = json.loads(out.read_text())
     assert result["batches"] == 5 and result["timed_batches"] == 4 and result["world_size"] == 1
-    assert result["images_per_s"] > 0 and result["peak_memory_mib"] > 0 and result["peak_memory_kind"] == "process peak RSS"
+    assert (
+        result["images_per_s"] > 0
+        and result["peak_memory_mib"] > 0
+        and result["peak_memory_kind"] == "process peak RSS"
+    )
     assert batch_images({"view1": torch.zeros(6, 1, 2, 2), "n": 3}) == 6 and batch_images([torch.zeros(2)]) == 2
 
 
 def test_summary_table_has_a_row_per_stage_and_per_benchmark_precision(tmp_path: Path) -> None:
     stages = plan(tmp_path, cpu=True, gpus=0)
-    stages[0].result = {"status": "ok", "seconds": 12.0, "measured": {"images_per_s": 40.5, "peak_memory_mib": 900.0, "peak_memory_kind": "process peak RSS"}}
+    stages[0].result = {
+        "status": "ok",
+        "seconds": 12.0,
+        "measured": {"images_per_s": 40.5, "peak_memory_mib": 900.0, "peak_memory_kind": "process peak RSS"},
+    }
     stages[1].result = {"status": "failed (exit 1)", "seconds": 3.0}
     ours = {"images_per_s": 2.5, "peak_memory_mib": 2000.0, "peak_memory_kind": "process peak RSS"}
-    stages[-1].result = {"status": "ok", "seconds": 30.0, "measured": {"results": {"fp32": {"ours": ours, "fraction_of_floor": 0.8},
-                                                                                  "bf16": {"ours": ours, "fraction_of_floor": 0.9}, "scales": []}}}
+    stages[-1].result = {
+        "status": "ok",
+        "seconds": 30.0,
+        "measured": {
+            "results": {
+                "fp32": {"ours": ours, "fraction_of_floor": 0.8},
+                "bf16": {"ours": ours, "fraction_of_floor": 0.9},
+                "scales": [],
+            }
+        },
+    }
     rows = table_rows(stages)
     assert rows[0] == ["adapt", "ok", "12", "40.5", "900 MiB (process peak RSS)", "-"]
     assert rows[1][:4] == ["annotate", "failed (exit 1)", "3", "-"] and rows[2][1] == "not run"
-    assert [r[0] for r in rows[-2:]] == ["pretrain benchmark fp32", "pretrain benchmark bf16"] and rows[-1][-1] == "0.90"
+    assert [r[0] for r in rows[-2:]] == ["pretrain benchmark fp32", "pretrain benchmark bf16"] and rows[-1][
+        -1
+    ] == "0.90"
     assert markdown_table(rows).count("\n") == len(rows) + 1
 
 
 @pytest.mark.slow
 def test_cpu_dry_run_of_the_benchmark_stage_fills_the_table(tmp_path: Path) -> None:
     """The driver end to end on the stage that needs no earlier one (the whole dry run takes ~25 min on 2 busy cores)."""
-    done = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--cpu", "--out", str(tmp_path), "--only", "pretrain benchmark"], cwd=ROOT,
-                          capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "HOME": str(tmp_path)})
+    done = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh", "--cpu", "--out", str(tmp_path), "--only", "pretrain benchmark"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable, "HOME": str(tmp_path)},
+    )
     log = (tmp_path / "gpu_check.log").read_text() if (tmp_path / "gpu_check.log").exists() else ""
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:] + log[-3000:]
     summary = (tmp_path / "summary.md").read_text()

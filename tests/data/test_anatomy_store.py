@@ -12,7 +12,13 @@ from anaus_pl.data.anatomy_store import AnatomyStore, AnatomyStoreWriter, StoreE
 def _batch(start, n, size=8, classes=2):
     images = np.stack([np.full((size, size), start + i, np.uint8) for i in range(n)])
     masks = (images % 3).astype(np.uint8)
-    return images, masks, np.full((n, 2), size, np.int32), np.zeros((n, classes), np.float32), [f"f{start + i}.png" for i in range(n)]
+    return (
+        images,
+        masks,
+        np.full((n, 2), size, np.int32),
+        np.zeros((n, classes), np.float32),
+        [f"f{start + i}.png" for i in range(n)],
+    )
 
 
 def test_write_resume_finalize_and_read(tmp_path):
@@ -89,7 +95,9 @@ def test_torn_append_is_not_kept(tmp_path):
     writer._file["source"].resize(3, axis=0)  # as if killed inside the next append, before its commit
     writer.close()
     resumed = AnatomyStoreWriter(path, ["a", "b"], 8)
-    assert len(resumed) == 2 and resumed._file["source"].shape == (2,) and resumed.written_sources == {"f0.png", "f1.png"}
+    assert (
+        len(resumed) == 2 and resumed._file["source"].shape == (2,) and resumed.written_sources == {"f0.png", "f1.png"}
+    )
 
 
 def test_merge_statistics_count_each_merged_row_once(tmp_path):
@@ -123,7 +131,9 @@ def test_clearing_flags_is_advised_only_for_a_file_hdf5_reports_unclosed(tmp_pat
         os._exit(0)  # killed: never closed
     """
     subprocess.run([sys.executable, "-c", textwrap.dedent(script)], check=True)
-    with pytest.raises(StoreError, match=rf"{killed}: HDF5 reports this file was not closed by its writer .*h5clear -s {killed}"):
+    with pytest.raises(
+        StoreError, match=rf"{killed}: HDF5 reports this file was not closed by its writer .*h5clear -s {killed}"
+    ):
         AnatomyStoreWriter(tmp_path / "store.h5", ["a"], 8, partial=killed)
     garbage = tmp_path / "garbage.h5"
     garbage.write_bytes(b"not hdf5" * 100)

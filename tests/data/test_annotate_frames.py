@@ -25,8 +25,10 @@ def test_folders_globs_videos_stride_and_dedup(tmp_path):
         cv2.imwrite(str(tmp_path / name), np.zeros((8, 8), np.uint8))
     (tmp_path / "a" / "notes.txt").write_text("not a frame")
     _video(tmp_path / "a" / "v.avi", 9)
-    inputs = [FrameInput(str(tmp_path / "a"), exclude=["skip_*"], frame_stride=3, max_frames_per_video=2),
-              FrameInput(str(tmp_path / "a" / "x1.png"))]  # listed twice: kept once
+    inputs = [
+        FrameInput(str(tmp_path / "a"), exclude=["skip_*"], frame_stride=3, max_frames_per_video=2),
+        FrameInput(str(tmp_path / "a" / "x1.png")),
+    ]  # listed twice: kept once
     refs, layouts = index_inputs(inputs)
     names = [r.source.replace(str(tmp_path / "a") + "/", "") for r in refs]
     assert names == ["b/y.jpg", "v.avi#0", "v.avi#3", "x1.png", "x2.png", "x10.png"]
@@ -92,7 +94,9 @@ class _FakeFrames(Layout):
 def test_layout_input_uses_the_reader_and_strides_its_sequences(tmp_path):
     register(_FakeFrames)
     try:
-        refs, layouts = index_inputs([FrameInput(str(tmp_path), layout=_FakeFrames.name, frame_stride=2, max_frames_per_video=2)])
+        refs, layouts = index_inputs(
+            [FrameInput(str(tmp_path), layout=_FakeFrames.name, frame_stride=2, max_frames_per_video=2)]
+        )
         assert [r.source.rsplit("/", 1)[1] for r in refs] == ["seq.nii#0", "seq.nii#2", "still.png"]
         decoder = FrameDecoder(layouts)
         assert decoder.decode(refs[1])[0, 0] == 20 and decoder.decode(refs[2])[0, 0] == 255
@@ -104,9 +108,14 @@ def test_frame_table_round_trips_refs_and_subsets(tmp_path):
     from anaus_pl.data.frame_sources import FrameRef, FrameTable
 
     layout_ref = SampleRef(source=str(tmp_path / "seq.nii#2"), patient="p1", files={"masks": ("m.png",)})
-    refs = [FrameRef(str(tmp_path / "v.avi#3"), 0), FrameRef(str(tmp_path / "v.avi#4"), 0),
-            FrameRef(str(tmp_path / "odd#name.png"), 1), FrameRef(str(tmp_path / "tail#07"), 1),  # '#07' is not a frame number
-            FrameRef(str(tmp_path / "broken.mp4#0"), 1, error="cannot open"), FrameRef(layout_ref.source, 2, layout_ref=layout_ref)]
+    refs = [
+        FrameRef(str(tmp_path / "v.avi#3"), 0),
+        FrameRef(str(tmp_path / "v.avi#4"), 0),
+        FrameRef(str(tmp_path / "odd#name.png"), 1),
+        FrameRef(str(tmp_path / "tail#07"), 1),  # '#07' is not a frame number
+        FrameRef(str(tmp_path / "broken.mp4#0"), 1, error="cannot open"),
+        FrameRef(layout_ref.source, 2, layout_ref=layout_ref),
+    ]
     table = FrameTable.from_refs(refs)
     assert list(table) == refs and table.sources() == [r.source for r in refs] and table[-1] == refs[-1]
     assert len(table._paths) == 5  # v.avi stored once for both frames

@@ -12,8 +12,8 @@ def test_shuffle_permutes_within_blocks_only() -> None:
     assert not torch.equal(out, images)
     for r in range(0, 20, 5):
         for c in range(0, 20, 5):
-            block_in = images[..., r:r + 5, c:c + 5].flatten(1).sort(1).values
-            block_out = out[..., r:r + 5, c:c + 5].flatten(1).sort(1).values
+            block_in = images[..., r : r + 5, c : c + 5].flatten(1).sort(1).values
+            block_out = out[..., r : r + 5, c : c + 5].flatten(1).sort(1).values
             assert torch.equal(block_in, block_out)
     assert torch.equal(out[..., 20:], images[..., 20:])  # outside the whole blocks
     assert torch.equal(local_pixel_shuffle(images, 5, 0.0, 1.0), images)
@@ -24,7 +24,9 @@ def test_bezier_curve_maps_unit_interval_onto_itself() -> None:
     images = torch.linspace(0, 1, 101).view(1, 1, 1, 101).repeat(4, 1, 1, 1)
     out = bezier_intensity(images, 1.0, generator=g)
     assert out.min() >= 0 and out.max() <= 1
-    assert torch.allclose(out[..., 0], torch.zeros(4, 1, 1), atol=1e-3) and torch.allclose(out[..., -1], torch.ones(4, 1, 1), atol=1e-3)
+    assert torch.allclose(out[..., 0], torch.zeros(4, 1, 1), atol=1e-3) and torch.allclose(
+        out[..., -1], torch.ones(4, 1, 1), atol=1e-3
+    )
     assert not torch.allclose(out, images, atol=1e-2)
 
 
@@ -45,7 +47,9 @@ def test_default_shuffle_covers_what_the_released_414_random_blocks_cover() -> N
     config = CorruptionConfig()
     images = torch.arange(224 * 224, dtype=torch.float32).view(1, 1, 224, 224).repeat(64, 1, 1, 1)
     g = torch.Generator().manual_seed(0)
-    out = local_pixel_shuffle(images, round(config.shuffle_block_fraction * 224), 1.0, config.shuffle_fraction, generator=g)
+    out = local_pixel_shuffle(
+        images, round(config.shuffle_block_fraction * 224), 1.0, config.shuffle_fraction, generator=g
+    )
     blocks = (out != images)[:, 0, :220, :220].reshape(64, 20, 11, 20, 11).any(4).any(2)  # (64, 20, 20) shuffled?
     coverage = blocks.float().mean().item() * 20 * 11 * 20 * 11 / 224**2
     assert abs(coverage - 0.617) < 0.02, coverage

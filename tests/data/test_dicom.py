@@ -22,8 +22,14 @@ from anaus_pl.data.layouts.cli import main as datasets_main
 FRAMES = (np.arange(4 * 40 * 48) % 251).astype(np.uint8).reshape(4, 40, 48)
 
 
-def write_dicom(path: Path, frames: np.ndarray, photometric: str = "MONOCHROME2", syntax: str = ExplicitVRLittleEndian,
-                encoded: bytes | None = None, multi_frame: bool = True) -> Path:
+def write_dicom(
+    path: Path,
+    frames: np.ndarray,
+    photometric: str = "MONOCHROME2",
+    syntax: str = ExplicitVRLittleEndian,
+    encoded: bytes | None = None,
+    multi_frame: bool = True,
+) -> Path:
     """An ultrasound DICOM file of ``frames`` (``(T, H, W)`` gray or ``(T, H, W, 3)`` colour), 8 bits per sample."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1"  # ultrasound multi-frame image storage
@@ -31,7 +37,11 @@ def write_dicom(path: Path, frames: np.ndarray, photometric: str = "MONOCHROME2"
     meta.TransferSyntaxUID = syntax
     dataset = Dataset()
     dataset.file_meta = meta
-    dataset.SOPClassUID, dataset.SOPInstanceUID, dataset.Modality = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID, "US"
+    dataset.SOPClassUID, dataset.SOPInstanceUID, dataset.Modality = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+        "US",
+    )
     dataset.Rows, dataset.Columns = frames.shape[1:3]
     dataset.SamplesPerPixel = 3 if frames.ndim == 4 else 1
     dataset.PhotometricInterpretation = photometric
@@ -51,7 +61,9 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 
 
 def test_single_frame_monochrome1_rgb_and_ybr(tmp_path):
-    np.testing.assert_array_equal(read_frame(write_dicom(tmp_path / "one.dcm", FRAMES[:1], multi_frame=False)), FRAMES[0])
+    np.testing.assert_array_equal(
+        read_frame(write_dicom(tmp_path / "one.dcm", FRAMES[:1], multi_frame=False)), FRAMES[0]
+    )
     inverted = read_frame(write_dicom(tmp_path / "m1.dcm", FRAMES[:1], "MONOCHROME1"))
     np.testing.assert_array_equal(inverted, 255 - FRAMES[0])  # 0 is white in MONOCHROME1
     rgb = np.stack([FRAMES[:1], FRAMES[:1] // 2, 255 - FRAMES[:1]], -1)
@@ -64,14 +76,21 @@ def test_single_frame_monochrome1_rgb_and_ybr(tmp_path):
 def test_jpeg_compressed_dicom_decodes_through_pydicom(tmp_path):
     buffer = io.BytesIO()
     Image.fromarray(FRAMES[0]).save(buffer, format="JPEG", quality=95)
-    path = write_dicom(tmp_path / "jpeg.dcm", FRAMES[:1], syntax=JPEGBaseline8Bit, encoded=encapsulate([buffer.getvalue()]))
+    path = write_dicom(
+        tmp_path / "jpeg.dcm", FRAMES[:1], syntax=JPEGBaseline8Bit, encoded=encapsulate([buffer.getvalue()])
+    )
     assert np.abs(read_frame(path).astype(int) - FRAMES[0]).mean() < 2
 
 
 def test_a_missing_decoder_is_named(tmp_path):
-    path = write_dicom(tmp_path / "jls.dcm", FRAMES[:1], syntax=JPEGLSLossless, encoded=encapsulate([b"\xff\xd8 jpeg-ls"]))
-    with pytest.raises(FrameReadError, match=rf"{path}: its transfer syntax {JPEGLSLossless} is compressed and no installed "
-                                             r"package decodes it \(pip install pylibjpeg pylibjpeg-libjpeg"):
+    path = write_dicom(
+        tmp_path / "jls.dcm", FRAMES[:1], syntax=JPEGLSLossless, encoded=encapsulate([b"\xff\xd8 jpeg-ls"])
+    )
+    with pytest.raises(
+        FrameReadError,
+        match=rf"{path}: its transfer syntax {JPEGLSLossless} is compressed and no installed "
+        r"package decodes it \(pip install pylibjpeg pylibjpeg-libjpeg",
+    ):
         read_frame(path)
 
 
@@ -101,4 +120,6 @@ def test_datasets_check_reads_a_folder_of_dicom_series(tmp_path, capsys):
     broken.write_bytes(broken.read_bytes()[:600])  # truncated in the pixel data
     assert datasets_main(["check", "--layout", "frames", "--root", str(tmp_path)]) == 1
     problems = json.loads(capsys.readouterr().out)["problems"]
-    assert len(problems) == 4 and all(problem.startswith(f"{broken}: DICOM pixel data does not decode") for problem in problems)
+    assert len(problems) == 4 and all(
+        problem.startswith(f"{broken}: DICOM pixel data does not decode") for problem in problems
+    )

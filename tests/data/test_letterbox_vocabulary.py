@@ -9,11 +9,11 @@ from anaus_pl.data.vocabulary import AnatomyVocabulary
 def test_letterbox_round_trip_of_label_maps(hw):
     h, w = hw
     labels = np.zeros(hw, np.uint8)
-    labels[h // 4: 3 * h // 4 + 1, w // 4: 3 * w // 4 + 1] = 3
+    labels[h // 4 : 3 * h // 4 + 1, w // 4 : 3 * w // 4 + 1] = 3
     boxed, valid = letterbox(labels, 64, nearest=True)
     assert boxed.shape == (64, 64) and max(valid) == 64
     assert set(np.unique(boxed)) <= {0, 3}
-    assert not boxed[valid[0]:, :].any() and not boxed[:, valid[1]:].any()
+    assert not boxed[valid[0] :, :].any() and not boxed[:, valid[1] :].any()
     back = unletterbox(boxed, valid, hw, nearest=True)
     assert back.shape == hw
     assert (back == labels).mean() > 0.95

@@ -12,7 +12,16 @@ SIZE = 200
 
 
 def _no_photometric(**overrides) -> ViewConfig:
-    return ViewConfig(**{"image_size": 96, "core_size": 64, "jitter_p": 0.0, "blur_p": (0.0, 0.0), "solarize_p": (0.0, 0.0), **overrides})
+    return ViewConfig(
+        **{
+            "image_size": 96,
+            "core_size": 64,
+            "jitter_p": 0.0,
+            "blur_p": (0.0, 0.0),
+            "solarize_p": (0.0, 0.0),
+            **overrides,
+        }
+    )
 
 
 def _direct_core(frame: np.ndarray, region: tuple[int, int, int, int], size: int, nearest: bool) -> np.ndarray:
@@ -77,7 +86,17 @@ def test_never_an_empty_core_even_when_overlap_is_demanding() -> None:
 
 def test_photometric_steps_leave_label_maps_alone() -> None:
     torch.manual_seed(3)
-    transform = TwoViewTransform(ViewConfig(image_size=64, jitter_p=1.0, blur_p=(1.0, 1.0), solarize_p=(1.0, 1.0), flip_p=0.0, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0)))
+    transform = TwoViewTransform(
+        ViewConfig(
+            image_size=64,
+            jitter_p=1.0,
+            blur_p=(1.0, 1.0),
+            solarize_p=(1.0, 1.0),
+            flip_p=0.0,
+            crop_scale=(1.0, 1.0),
+            crop_ratio=(1.0, 1.0),
+        )
+    )
     labels = np.zeros((64, 64), np.uint8)
     labels[10:30, 20:50] = 3
     frame = np.random.default_rng(1).integers(0, 255, (64, 64), dtype=np.uint8)

@@ -25,28 +25,51 @@ def test_merge_tasks_overrides_by_name_appends_new_and_drops() -> None:
         merge_tasks(tasks, [], drop=["z"])
 
 
-@pytest.mark.parametrize("preset, accelerator, precision", [("gpu", "gpu", "bf16-mixed"), ("ddp", "gpu", "bf16-mixed"),
-                                                           ("cpu", "cpu", "32-true")])
+@pytest.mark.parametrize(
+    "preset, accelerator, precision",
+    [("gpu", "gpu", "bf16-mixed"), ("ddp", "gpu", "bf16-mixed"), ("cpu", "cpu", "32-true")],
+)
 def test_trainer_presets_compose_with_evaluate(preset: str, accelerator: str, precision: str) -> None:
     config = parse(["--config", STAGE, "--config", str(ROOT / "configs" / "trainer" / f"{preset}.yaml")])
     assert (config.accelerator, config.devices, config.precision) == (accelerator, 1, precision)
     assert len(config.tasks) == 6
     # a later value on the command line wins over the preset's
-    assert parse(["--config", STAGE, "--config", str(ROOT / "configs/trainer/gpu.yaml"),
-                  "--trainer.precision", "16-mixed"]).precision == "16-mixed"
+    assert (
+        parse(
+            ["--config", STAGE, "--config", str(ROOT / "configs/trainer/gpu.yaml"), "--trainer.precision", "16-mixed"]
+        ).precision
+        == "16-mixed"
+    )
 
 
 def test_second_config_changes_one_task_and_adds_one_without_copying(tmp_path: Path) -> None:
     extra = tmp_path / "mine.yaml"
-    extra.write_text(yaml.safe_dump({
-        "add_tasks": [{"name": "busi-seg", "epochs": 3, "root": "data/busi"},
-                      {"name": "my-seg", "layout": "folder", "root": "data/mine", "kind": "segmentation", "head": "fpn",
-                       "layout_options": {"anatomy": {255: "lesion"}}}],
-        "drop_tasks": ["pocus-cls"]}))
+    extra.write_text(
+        yaml.safe_dump(
+            {
+                "add_tasks": [
+                    {"name": "busi-seg", "epochs": 3, "root": "data/busi"},
+                    {
+                        "name": "my-seg",
+                        "layout": "folder",
+                        "root": "data/mine",
+                        "kind": "segmentation",
+                        "head": "fpn",
+                        "layout_options": {"anatomy": {255: "lesion"}},
+                    },
+                ],
+                "drop_tasks": ["pocus-cls"],
+            }
+        )
+    )
     config = parse(["--config", STAGE, "--config", str(extra), "--add_tasks+", "{name: hmcqu-seg, lr: 0.01}"])
     tasks = {task.name: task for task in config.tasks}
     assert list(tasks) == ["busi-cls", "udiat-seg", "tn3k-seg", "busi-seg", "hmcqu-seg", "my-seg"]
-    assert (tasks["busi-seg"].epochs, tasks["busi-seg"].root, tasks["busi-seg"].empty_masks) == (3, "data/busi", "exclude")
+    assert (tasks["busi-seg"].epochs, tasks["busi-seg"].root, tasks["busi-seg"].empty_masks) == (
+        3,
+        "data/busi",
+        "exclude",
+    )
     assert tasks["hmcqu-seg"].lr == 0.01 and tasks["hmcqu-seg"].layout_options == {"stride": 3}
     assert tasks["my-seg"].layout_options == {"anatomy": {255: "lesion"}} and tasks["my-seg"].epochs == 30
 
@@ -58,7 +81,9 @@ def test_a_wrong_task_field_is_refused() -> None:
         parse(["--config", STAGE, "--add_tasks+", "{name: new-task, epochs: 3}"])
 
 
-def test_run_name_fills_paths_and_the_resolved_config_yaml_reruns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_name_fills_paths_and_the_resolved_config_yaml_reruns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runner, "evaluate", lambda config: None)
     assert cli.main(["--config", STAGE, "--run", "trial2"]) == 0

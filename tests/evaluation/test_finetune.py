@@ -4,9 +4,9 @@ import torch
 from lightning.pytorch import Trainer
 
 from anaus_pl.data.datamodules.finetune import FoldDataModule, LoadedTask
-from anaus_pl.models.downstream import BackboneSpec, StagedEncoder, build_init
 from anaus_pl.evaluation.kinds import get_kind
 from anaus_pl.evaluation.kinds.segmentation import instance_targets
+from anaus_pl.models.downstream import BackboneSpec, StagedEncoder, build_init
 from anaus_pl.tasks.finetune import FinetuneModule
 
 
@@ -48,10 +48,25 @@ def test_mask_rcnn_segmentation_trains_and_predicts_masks() -> None:
     """The paper's Mask R-CNN protocol runs (tiny sizes): SGD steps, then binary masks of the test images."""
     torch.manual_seed(0)
     data = _disks(8, 64)
-    module = FinetuneModule(get_kind("segmentation"), head="maskrcnn", optimizer="sgd", lr=0.01, image_size=64, fpn_channels=32, mode="finetune")
+    module = FinetuneModule(
+        get_kind("segmentation"),
+        head="maskrcnn",
+        optimizer="sgd",
+        lr=0.01,
+        image_size=64,
+        fpn_channels=32,
+        mode="finetune",
+    )
     datamodule = FoldDataModule(data, np.arange(6), np.arange(6, 8), np.arange(6, 8), batch_size=3)
-    trainer = Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False, num_sanity_val_steps=0)
+    trainer = Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, datamodule)
     assert np.isfinite(trainer.callback_metrics["train/loss"].item())
     assert 0.0 <= trainer.callback_metrics["val/dice"].item() <= 1.0

@@ -52,8 +52,11 @@ def evaluate(trainer: Trainer, head: str) -> dict:
     datamodule = FoldDataModule(disks(), VAL, VAL, TEST, batch_size=4, augment=False)
     validated = trainer.validate(model, datamodule, verbose=False)[0]
     trainer.test(model, datamodule, verbose=False)
-    return {"val": validated[model.monitor], "index": torch.cat(model.test_outputs["index"]).tolist(),
-            "prediction": torch.cat(model.test_outputs["prediction"]).float().flatten(1).tolist()}
+    return {
+        "val": validated[model.monitor],
+        "index": torch.cat(model.test_outputs["index"]).tolist(),
+        "prediction": torch.cat(model.test_outputs["prediction"]).float().flatten(1).tolist(),
+    }
 
 
 SCRIPT = """
@@ -74,16 +77,31 @@ if trainer.global_rank == 0:
 def test_two_ranks_give_the_one_process_validation_metric_and_test_fold(tmp_path: Path) -> None:
     script = tmp_path / "ddp_finetune.py"
     script.write_text(textwrap.dedent(SCRIPT))
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), str(SRC), os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run([sys.executable, str(script), str(tmp_path / "ddp.json")], env=env, capture_output=True,
-                          text=True, timeout=300, cwd=tmp_path)
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), str(SRC), os.environ.get("PYTHONPATH", "")]),
+    )
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "ddp.json")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     two = json.loads((tmp_path / "ddp.json").read_text())
     assert two["world_size"] == 2
 
-    one = Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
-                  enable_checkpointing=False)
+    one = Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
     for head in ("linear", "fpn"):
         single = evaluate(one, head)
         assert two[head]["index"] == single["index"] == TEST.tolist(), head
@@ -93,13 +111,41 @@ def test_two_ranks_give_the_one_process_validation_metric_and_test_fold(tmp_path
 
 def test_evaluate_folds_run_in_bf16_mixed_on_cpu(data_root: Path, tmp_path: Path) -> None:
     """One classification and one FPN segmentation fold, ``precision: bf16-mixed``: finite loss, results."""
-    tasks = [TaskConfig("cls", "fake-cls", str(data_root), "classification", protocols=["finetune"], image_size=32, epochs=1,
-                        batch_size=8, lr=1e-3),
-             TaskConfig("seg", "fake-seg", str(data_root), "segmentation", protocols=["finetune"], head="fpn", image_size=32,
-                        epochs=1, batch_size=8,
-                        lr=1e-3, fpn_channels=16)]
-    config = EvaluateConfig(tasks=tasks, inits=["random"], out_dir=str(tmp_path / "out"), n_folds=3, accelerator="cpu",
-                            precision="bf16-mixed", only_folds=[0])
+    tasks = [
+        TaskConfig(
+            "cls",
+            "fake-cls",
+            str(data_root),
+            "classification",
+            protocols=["finetune"],
+            image_size=32,
+            epochs=1,
+            batch_size=8,
+            lr=1e-3,
+        ),
+        TaskConfig(
+            "seg",
+            "fake-seg",
+            str(data_root),
+            "segmentation",
+            protocols=["finetune"],
+            head="fpn",
+            image_size=32,
+            epochs=1,
+            batch_size=8,
+            lr=1e-3,
+            fpn_channels=16,
+        ),
+    ]
+    config = EvaluateConfig(
+        tasks=tasks,
+        inits=["random"],
+        out_dir=str(tmp_path / "out"),
+        n_folds=3,
+        accelerator="cpu",
+        precision="bf16-mixed",
+        only_folds=[0],
+    )
     runner.evaluate(config)
     for task, metric in (("cls", "accuracy"), ("seg", "dice")):
         record = json.loads((tmp_path / "out" / "results" / task / "finetune" / "random" / "r0_fold0.json").read_text())

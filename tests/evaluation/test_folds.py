@@ -34,7 +34,7 @@ def test_patients_never_in_two_folds() -> None:
     folds = make_folds(refs, 5, seed=1, stratify=False)
     patient = {r.source: r.patient for r in refs}
     seen = [{patient[s] for s in fold} for fold in folds]
-    assert all(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1:])
+    assert all(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1 :])
     assert sum(len(f) for f in folds) == 35
 
 

@@ -36,7 +36,9 @@ class Brightness(DownstreamKind):
 
     loss = predict = validation_scores = build_head
 
-    def frozen_predict(self, protocol, features, data: LoadedTask, train, test, task, num_classes, seed) -> torch.Tensor:
+    def frozen_predict(
+        self, protocol, features, data: LoadedTask, train, test, task, num_classes, seed
+    ) -> torch.Tensor:
         vectors = torch.nn.functional.normalize(pooled(features), dim=1)
         nearest = (vectors[test] @ vectors[train].T).topk(3, dim=1).indices
         return torch.from_numpy(data.labels[train]).float()[nearest].mean(1)

@@ -29,8 +29,8 @@ def test_perfect_empty_and_missed_masks_follow_the_documented_policy() -> None:
 
 
 def test_half_overlap_matches_the_formulas() -> None:
-    truth = _square(10, 0, 4, 0, 4)          # 16 pixels
-    prediction = _square(10, 0, 4, 2, 6)     # 16 pixels, 8 shared
+    truth = _square(10, 0, 4, 0, 4)  # 16 pixels
+    prediction = _square(10, 0, 4, 2, 6)  # 16 pixels, 8 shared
     values = segmentation_per_image(_masks(prediction), _masks(truth))
     tp, fp, fn = 8, 8, 8
     assert values["dice"][0] == pytest.approx(2 * tp / (2 * tp + fp + fn)) == pytest.approx(0.5)
@@ -57,7 +57,11 @@ def test_perfect_and_constant_classifier() -> None:
     perfect = torch.nn.functional.one_hot(targets, 3).float()
     values = classification_metrics(perfect, targets, ["a", "b", "c"])
     assert values["accuracy"] == 1.0 and values["macro_f1"] == 1.0 and values["auroc"] == 1.0
-    assert values["precision"] == {"a": 1.0, "b": 1.0, "c": 1.0} and values["confusion"] == [[2, 0, 0], [0, 2, 0], [0, 0, 2]]
+    assert values["precision"] == {"a": 1.0, "b": 1.0, "c": 1.0} and values["confusion"] == [
+        [2, 0, 0],
+        [0, 2, 0],
+        [0, 0, 2],
+    ]
     always_a = torch.tensor([[0.9, 0.05, 0.05]] * 6)
     values = classification_metrics(always_a, targets, ["a", "b", "c"])
     assert values["accuracy"] == pytest.approx(1 / 3)

@@ -10,13 +10,26 @@ from anaus_pl.evaluation.report import PAPER_MODE_NOTE, report_title
 
 
 def _config(root: Path, out: Path, inits: list[str], tasks: list[TaskConfig] | None = None, **kwargs) -> EvaluateConfig:
-    tasks = tasks or [TaskConfig("cls", "fake-cls", str(root), "classification", protocols=["finetune"], image_size=32,
-                                 epochs=1, batch_size=8, lr=1e-3)]
+    tasks = tasks or [
+        TaskConfig(
+            "cls",
+            "fake-cls",
+            str(root),
+            "classification",
+            protocols=["finetune"],
+            image_size=32,
+            epochs=1,
+            batch_size=8,
+            lr=1e-3,
+        )
+    ]
     return EvaluateConfig(tasks=tasks, inits=inits, out_dir=str(out), n_folds=3, accelerator="cpu", **kwargs)
 
 
 @pytest.mark.slow
-def test_killed_evaluation_resumes_without_redoing_finished_folds(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_killed_evaluation_resumes_without_redoing_finished_folds(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = _config(data_root, tmp_path / "out", ["random"])
     real_run_unit = runner.run_unit
     calls: list[int] = []
@@ -31,7 +44,9 @@ def test_killed_evaluation_resumes_without_redoing_finished_folds(data_root: Pat
         runner.evaluate(config)
     done = sorted(p.name for p in (tmp_path / "out" / "results" / "cls" / "finetune" / "random").glob("*.json"))
     assert done == ["r0_fold0.json", "r0_fold1.json"]
-    stamps = {name: (tmp_path / "out" / "results" / "cls" / "finetune" / "random" / name).stat().st_mtime_ns for name in done}
+    stamps = {
+        name: (tmp_path / "out" / "results" / "cls" / "finetune" / "random" / name).stat().st_mtime_ns for name in done
+    }
 
     def counting(*args, **kwargs):
         calls.append(args[5])
@@ -52,10 +67,23 @@ def test_killed_evaluation_resumes_without_redoing_finished_folds(data_root: Pat
 @pytest.mark.slow
 def test_end_to_end_report(data_root: Path, tmp_path: Path, encoder_path: Path) -> None:
     tasks = [
-        TaskConfig("cls", "fake-cls", str(data_root), "classification", image_size=32, epochs=1, batch_size=8, lr=1e-3,
-                   knn_k=3),
-        TaskConfig("seg", "fake-official", str(data_root), "segmentation", head="fpn", image_size=32, epochs=1, batch_size=8,
-                   lr=1e-3, patience=1, fpn_channels=16, probe_epochs=2),
+        TaskConfig(
+            "cls", "fake-cls", str(data_root), "classification", image_size=32, epochs=1, batch_size=8, lr=1e-3, knn_k=3
+        ),
+        TaskConfig(
+            "seg",
+            "fake-official",
+            str(data_root),
+            "segmentation",
+            head="fpn",
+            image_size=32,
+            epochs=1,
+            batch_size=8,
+            lr=1e-3,
+            patience=1,
+            fpn_channels=16,
+            probe_epochs=2,
+        ),
     ]
     out = tmp_path / "out"
     config = _config(data_root, out, [f"encoder:{encoder_path}", "random"], tasks, repeats=2)
@@ -97,10 +125,22 @@ def test_end_to_end_report(data_root: Path, tmp_path: Path, encoder_path: Path) 
 
 def test_frozen_protocols_learn_the_fake_tasks(data_root: Path, tmp_path: Path) -> None:
     """kNN and the linear probe read brightness classes off random features; the light decoder finds the disks."""
-    tasks = [TaskConfig("cls", "fake-cls", str(data_root), "classification", protocols=["linear", "knn"], image_size=32,
-                        knn_k=3),
-             TaskConfig("seg", "fake-seg", str(data_root), "segmentation", protocols=["linear"], image_size=32,
-                        fpn_channels=16, probe_epochs=20, batch_size=8)]
+    tasks = [
+        TaskConfig(
+            "cls", "fake-cls", str(data_root), "classification", protocols=["linear", "knn"], image_size=32, knn_k=3
+        ),
+        TaskConfig(
+            "seg",
+            "fake-seg",
+            str(data_root),
+            "segmentation",
+            protocols=["linear"],
+            image_size=32,
+            fpn_channels=16,
+            probe_epochs=20,
+            batch_size=8,
+        ),
+    ]
     out = tmp_path / "out"
     runner.evaluate(_config(data_root, out, ["random"], tasks, overlay_cases=0))
     report = json.loads((out / "report.json").read_text())["tasks"]
@@ -127,8 +167,9 @@ def test_wrong_config_values_are_clear_errors(data_root: Path, tmp_path: Path) -
         _config(data_root, tmp_path, ["random", "encoder:x/encoder.pt"], reference="imagenet")
 
 
-def test_restricted_runs_write_results_only_then_a_full_run_reports(data_root: Path, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_restricted_runs_write_results_only_then_a_full_run_reports(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[int] = []
 
     def fake_unit(config, task, protocol, init, repeat, k, *args, **kwargs):

@@ -33,7 +33,7 @@ def test_hand_computed_two_images_three_regions() -> None:
         for b in range(2):
             for k in range(3):
                 anchor = p[b][k].tolist()
-                dot = lambda v: (anchor[0] * v[0] + anchor[1] * v[1]) / tau  # noqa: E731
+                dot = lambda v, anchor=anchor: (anchor[0] * v[0] + anchor[1] * v[1]) / tau  # noqa: E731
                 logits = [dot(t_cross[g][j].tolist()) for g in range(2) for j in range(3)]
                 logits += [dot(t_same[g][j].tolist()) for g in range(2) for j in range(3) if not (g == b and j == k)]
                 log_z = math.log(sum(math.exp(v) for v in logits))
@@ -111,7 +111,7 @@ def _ddp_worker(rank: int, world: int, port: int, inputs: tuple, queue) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
     n = inputs[0].shape[0] // world
-    local = [x[rank * n:(rank + 1) * n] for x in inputs]
+    local = [x[rank * n : (rank + 1) * n] for x in inputs]
     loss = region_alignment_loss(*local, tau=0.1).loss
     dist.all_reduce(loss)
     if rank == 0:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_fast_paths import SMALL, small_batch
 from torch.nn import functional as F
 
+from anaus_pl.evaluation.kinds import get_kind
 from anaus_pl.models import compile as compile_module
 from anaus_pl.models.compile import compile_modules, compile_unavailable_reason
-from anaus_pl.evaluation.kinds import get_kind
 from anaus_pl.tasks.finetune import FinetuneModule
 from anaus_pl.tasks.pretrain import PretrainTask
-from test_fast_paths import SMALL, small_batch
 
 UNAVAILABLE = compile_unavailable_reason()
 needs_compile = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"torch.compile cannot run here: {UNAVAILABLE}")
@@ -23,7 +23,11 @@ def graph_only_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     """Compile through Dynamo and AOT autograd without Inductor's C++ code generation (minutes on 2 CPU cores):
     the loss equality then checks the graphs our modules give Dynamo; Inductor itself runs in benchmarks/gpu_check.sh."""
     original = torch.nn.Module.compile
-    monkeypatch.setattr(torch.nn.Module, "compile", lambda self, *args, **kwargs: original(self, *args, **{**kwargs, "backend": "aot_eager"}))
+    monkeypatch.setattr(
+        torch.nn.Module,
+        "compile",
+        lambda self, *args, **kwargs: original(self, *args, **{**kwargs, "backend": "aot_eager"}),
+    )
 
 
 def test_compile_refuses_clearly_without_a_cpp_compiler(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,8 +9,15 @@ from anaus_pl.models.encoders import MultiScaleEncoder
 from anaus_pl.models.regions import pool_regions
 from anaus_pl.tasks.pretrain import PretrainTask
 
-SMALL = dict(scales=["c5", "p4", "p3", "p2"], fpn_channels=16, projector_hidden=32, embedding_dim=16, predictor_hidden=32,
-             regions_per_view=4, log_images_every_n_steps=0)
+SMALL = dict(
+    scales=["c5", "p4", "p3", "p2"],
+    fpn_channels=16,
+    projector_hidden=32,
+    embedding_dim=16,
+    predictor_hidden=32,
+    regions_per_view=4,
+    log_images_every_n_steps=0,
+)
 
 
 def small_batch(b: int = 2, size: int = 64) -> dict[str, torch.Tensor]:
@@ -20,17 +27,25 @@ def small_batch(b: int = 2, size: int = 64) -> dict[str, torch.Tensor]:
         batch[f"view{v}"] = torch.randint(0, 256, (b, 1, size, size), generator=g, dtype=torch.uint8)
         batch[f"core{v}"] = torch.randint(0, 256, (b, 1, size, size), generator=g, dtype=torch.uint8)
         for key in (f"mask{v}", f"core_mask{v}"):
-            batch[key] = torch.randint(0, 4, (b, size // 8, size // 8), generator=g, dtype=torch.uint8).repeat_interleave(8, 1).repeat_interleave(8, 2)
+            batch[key] = (
+                torch.randint(0, 4, (b, size // 8, size // 8), generator=g, dtype=torch.uint8)
+                .repeat_interleave(8, 1)
+                .repeat_interleave(8, 2)
+            )
     return batch
 
 
-def straightforward_pooled(encoder: MultiScaleEncoder, x: torch.Tensor, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def straightforward_pooled(
+    encoder: MultiScaleEncoder, x: torch.Tensor, weights: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """Whole FPN feature maps, then mask pooling."""
     maps = encoder(x)
     return {s: pool_regions(maps[s], w) for s, w in weights.items()}
 
 
-def losses_and_grads(task: PretrainTask, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+def losses_and_grads(
+    task: PretrainTask, batch: dict[str, torch.Tensor]
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     torch.manual_seed(0)  # the same corruption and region draws
     task.zero_grad(set_to_none=True)
     out = task.compute_losses(batch)
@@ -40,7 +55,9 @@ def losses_and_grads(task: PretrainTask, batch: dict[str, torch.Tensor]) -> tupl
 
 
 @pytest.mark.parametrize("scales", [SMALL["scales"], ["p4", "p2"]])
-def test_fast_step_matches_the_straightforward_losses_and_gradients(scales: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fast_step_matches_the_straightforward_losses_and_gradients(
+    scales: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     torch.manual_seed(1)
     task = PretrainTask(**{**SMALL, "scales": scales})
     batch = small_batch()
@@ -54,7 +71,9 @@ def test_fast_step_matches_the_straightforward_losses_and_gradients(scales: list
     fpn = [n for n in plain_grads if ".fpn." in n]
     assert fpn and all(plain_grads[n].abs().sum() > 0 for n in fpn)  # the FPN is trained through both paths
     for name, grad in plain_grads.items():
-        assert torch.allclose(fast_grads[name], grad, rtol=1e-3, atol=max(1e-5 * grad.abs().max().item(), 1e-5)), name  # fp32 reassociation; biases before a BatchNorm get ~0 (noise)
+        assert torch.allclose(fast_grads[name], grad, rtol=1e-3, atol=max(1e-5 * grad.abs().max().item(), 1e-5)), (
+            name
+        )  # fp32 reassociation; biases before a BatchNorm get ~0 (noise)
 
 
 def test_fast_pooling_matches_under_bf16_autocast() -> None:
@@ -65,7 +84,9 @@ def test_fast_pooling_matches_under_bf16_autocast() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         fast, plain = encoder.pooled(x, weights), straightforward_pooled(encoder, x, weights)
     for s in weights:
-        assert torch.allclose(fast[s].float(), plain[s].float(), rtol=0.05, atol=0.05 * plain[s].float().abs().max().item()), s
+        assert torch.allclose(
+            fast[s].float(), plain[s].float(), rtol=0.05, atol=0.05 * plain[s].float().abs().max().item()
+        ), s
 
 
 def test_pyramid_pooling_needs_stage_sizes_that_halve() -> None:

@@ -34,13 +34,25 @@ def vit_b_checkpoint(tmp_path_factory) -> tuple[str, dict[str, torch.Tensor]]:
 
 def _stock_encoder(state: dict[str, torch.Tensor]) -> ImageEncoderViT:
     """segment-anything's encoder at SIZE px fed the same weights (rel-pos tables resized on the fly by SAM)."""
-    encoder = ImageEncoderViT(img_size=SIZE, patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4,
-                              out_chans=256, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6),
-                              use_rel_pos=True, global_attn_indexes=(2, 5, 8, 11), window_size=14)
-    sub = {k[len("image_encoder."):]: v for k, v in state.items() if k.startswith("image_encoder.")}
+    encoder = ImageEncoderViT(
+        img_size=SIZE,
+        patch_size=16,
+        embed_dim=768,
+        depth=12,
+        num_heads=12,
+        mlp_ratio=4,
+        out_chans=256,
+        qkv_bias=True,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        use_rel_pos=True,
+        global_attn_indexes=(2, 5, 8, 11),
+        window_size=14,
+    )
+    sub = {k[len("image_encoder.") :]: v for k, v in state.items() if k.startswith("image_encoder.")}
     grid = SIZE // 16
-    sub["pos_embed"] = F.interpolate(sub["pos_embed"].permute(0, 3, 1, 2), size=(grid, grid), mode="bicubic",
-                                     align_corners=False).permute(0, 2, 3, 1)
+    sub["pos_embed"] = F.interpolate(
+        sub["pos_embed"].permute(0, 3, 1, 2), size=(grid, grid), mode="bicubic", align_corners=False
+    ).permute(0, 2, 3, 1)
     for index in (2, 5, 8, 11):
         for axis in "hw":
             name = f"blocks.{index}.attn.rel_pos_{axis}"
@@ -51,8 +63,9 @@ def _stock_encoder(state: dict[str, torch.Tensor]) -> ImageEncoderViT:
 
 def test_vit_b_checkpoint_reproduces_segment_anything(vit_b_checkpoint) -> None:
     path, state = vit_b_checkpoint
-    model = build_lpsam(LPSAMConfig(classes=["lv"], encoder="sam_vit_b", image_size=SIZE, checkpoint=path,
-                                    cnn_branch=True)).eval()
+    model = build_lpsam(
+        LPSAMConfig(classes=["lv"], encoder="sam_vit_b", image_size=SIZE, checkpoint=path, cnn_branch=True)
+    ).eval()
     images = torch.rand(2, 1, SIZE, SIZE)
     stock = _stock_encoder(state)
     with torch.no_grad():
@@ -62,13 +75,18 @@ def test_vit_b_checkpoint_reproduces_segment_anything(vit_b_checkpoint) -> None:
     torch.testing.assert_close(ours, reference, atol=1e-4, rtol=1e-4)
 
     grid = SIZE // 16
-    prompt_encoder = PromptEncoder(embed_dim=256, image_embedding_size=(grid, grid), input_image_size=(SIZE, SIZE),
-                                   mask_in_chans=16)
-    decoder = MaskDecoder(num_multimask_outputs=3, transformer=TwoWayTransformer(depth=2, embedding_dim=256,
-                                                                                  mlp_dim=2048, num_heads=8),
-                          transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256)
+    prompt_encoder = PromptEncoder(
+        embed_dim=256, image_embedding_size=(grid, grid), input_image_size=(SIZE, SIZE), mask_in_chans=16
+    )
+    decoder = MaskDecoder(
+        num_multimask_outputs=3,
+        transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
+        transformer_dim=256,
+        iou_head_depth=3,
+        iou_head_hidden_dim=256,
+    )
     for part, module in (("prompt_encoder", prompt_encoder), ("mask_decoder", decoder)):
-        module.load_state_dict({k[len(part) + 1:]: v for k, v in state.items() if k.startswith(part + ".")})
+        module.load_state_dict({k[len(part) + 1 :]: v for k, v in state.items() if k.startswith(part + ".")})
     click = (torch.tensor([[[20.0, 37.0]]]), torch.tensor([[1]]))
     with torch.no_grad():
         sparse, dense = prompt_encoder(points=click, boxes=None, masks=None)
@@ -137,8 +155,15 @@ def test_litemedsam_encoder_matches_the_package_model() -> None:
 
 
 def _micro(classes: list[str]) -> LPSAM:
-    config = LPSAMConfig(classes=classes, encoder="vit_micro", image_size=64, pretrained=False, cnn_branch=True,
-                         cnn_width=8, prompt_mlp_dim=64)
+    config = LPSAMConfig(
+        classes=classes,
+        encoder="vit_micro",
+        image_size=64,
+        pretrained=False,
+        cnn_branch=True,
+        cnn_width=8,
+        prompt_mlp_dim=64,
+    )
     return LPSAM(config)
 
 
@@ -151,7 +176,7 @@ def test_outputs_per_image_do_not_depend_on_the_batch() -> None:
     probabilities, iou = model.predict(images)
     assert probabilities.shape == (4, 3, 64, 64) and iou.shape == (4, 3)
     for i in range(4):
-        single, single_iou = model.predict(images[i:i + 1])
+        single, single_iou = model.predict(images[i : i + 1])
         torch.testing.assert_close(single[0], probabilities[i], atol=1e-5, rtol=1e-4)
         torch.testing.assert_close(single_iou[0], iou[i], atol=1e-5, rtol=1e-4)
 

@@ -18,16 +18,18 @@ def test_threshold_overlap_and_valid_area_on_a_hand_made_map():
     cropped = resolve_labels(probabilities, torch.tensor([0.5, 0.5]), torch.tensor([[1, 2]]))
     np.testing.assert_array_equal(cropped[0].numpy(), [[1, 2, 0], [0, 0, 0]])
     # a class the frame cannot hold is no candidate: the allowed class takes the pixels it reaches
-    only_2 = resolve_labels(probabilities, torch.tensor([0.5, 0.5]), torch.tensor([[2, 3]]), torch.tensor([[False, True]]))
+    only_2 = resolve_labels(
+        probabilities, torch.tensor([0.5, 0.5]), torch.tensor([[2, 3]]), torch.tensor([[False, True]])
+    )
     np.testing.assert_array_equal(only_2[0].numpy(), [[2, 2, 0], [0, 0, 2]])
 
 
 def test_min_area_and_largest_component():
     label_map = np.zeros((6, 6), np.uint8)
-    label_map[0:2, 0:2] = 1        # 4 px
-    label_map[4, 4] = 1            # 1 px
-    label_map[0:3, 4:6] = 2        # 6 px
-    label_map[5, 0:3] = 2          # 3 px
+    label_map[0:2, 0:2] = 1  # 4 px
+    label_map[4, 4] = 1  # 1 px
+    label_map[0:3, 4:6] = 2  # 6 px
+    label_map[5, 0:3] = 2  # 3 px
     np.testing.assert_array_equal(filter_regions(label_map, 2, 0, False), label_map)
     small_gone = filter_regions(label_map, 2, 4, False)
     assert small_gone[4, 4] == 0 and (small_gone[5, 0:3] == 0).all() and (small_gone[0:2, 0:2] == 1).all()

@@ -6,8 +6,11 @@ import pytest
 import torch
 
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
-from anaus_pl.models.heads import ScaleHeads
-from anaus_pl.models.regions import distinct_per_row, pool_regions, region_areas, region_fractions, region_weights, sample_region_ids
+from anaus_pl.models.regions import (
+    pool_regions,
+    region_fractions,
+    region_weights,
+)
 
 
 def test_fractions_are_area_per_cell() -> None:
@@ -31,20 +34,26 @@ class _Standardised(torch.nn.Conv2d):
         return self._conv_forward(x, self.weight - self.weight.mean(), self.bias)
 
 
-@pytest.mark.parametrize("conv", [
-    torch.nn.Conv2d(6, 6, 3, padding=1, padding_mode="reflect"),
-    torch.nn.Conv2d(6, 6, 3, padding=1, padding_mode="circular"),
-    torch.nn.Conv2d(6, 6, 3, padding=2, dilation=2),
-    torch.nn.Conv2d(6, 6, 3, padding=1, groups=2),
-    torch.nn.Conv2d(6, 6, 3, padding=1, stride=2),
-    torch.nn.Conv2d(6, 6, 2, padding=1),
-    _Standardised(6, 6, 3, padding=1),
-], ids=["reflect", "circular", "dilated", "grouped", "strided", "even-kernel", "own-forward"])
+@pytest.mark.parametrize(
+    "conv",
+    [
+        torch.nn.Conv2d(6, 6, 3, padding=1, padding_mode="reflect"),
+        torch.nn.Conv2d(6, 6, 3, padding=1, padding_mode="circular"),
+        torch.nn.Conv2d(6, 6, 3, padding=2, dilation=2),
+        torch.nn.Conv2d(6, 6, 3, padding=1, groups=2),
+        torch.nn.Conv2d(6, 6, 3, padding=1, stride=2),
+        torch.nn.Conv2d(6, 6, 2, padding=1),
+        _Standardised(6, 6, 3, padding=1),
+    ],
+    ids=["reflect", "circular", "dilated", "grouped", "strided", "even-kernel", "own-forward"],
+)
 def test_pooling_through_a_conv_it_cannot_reproduce_is_refused(conv: torch.nn.Conv2d) -> None:
     encoder = MultiScaleEncoder(scales=["p4", "p3"], fpn_channels=6)
     x = torch.rand(2, 3, 64, 64)
-    weights = {s: region_weights(region_fractions(torch.randint(0, 3, (2, 64, 64)), 3, n), torch.randint(0, 3, (2, 4)))
-               for s, n in scale_sizes(["p4", "p3"], 64).items()}
+    weights = {
+        s: region_weights(region_fractions(torch.randint(0, 3, (2, 64, 64)), 3, n), torch.randint(0, 3, (2, 4)))
+        for s, n in scale_sizes(["p4", "p3"], 64).items()
+    }
     index = 0  # P3's output convolution (the first FPN level here)
     encoder.fpn.layer_blocks[index] = torch.nn.Sequential(conv)
     with pytest.raises(TypeError, match="pooled FPN reproduces only"):

@@ -30,8 +30,11 @@ class StepReport(Callback):
         return int(os.environ.get("SLURM_RESTART_COUNT", "0"))
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        print(f"[step_report] rank {trainer.global_rank}/{trainer.world_size} start global_step={trainer.global_step} "
-              f"restart={self._restart()}", flush=True)
+        print(
+            f"[step_report] rank {trainer.global_rank}/{trainer.world_size} start global_step={trainer.global_step} "
+            f"restart={self._restart()}",
+            flush=True,
+        )
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
         if trainer.global_rank == 0 and trainer.global_step % self.every == 0:

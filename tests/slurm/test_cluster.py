@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -81,9 +80,15 @@ def test_sigusr1_requeue_resumes_to_the_same_step(chain: dict[str, str]) -> None
     env["ANAUS_PRETRAIN_ARGS"] = f"{env['ANAUS_PRETRAIN_ARGS']} {env['ANAUS_TEST_REQUEUE_ARGS']}"
     env["ANAUS_PRETRAIN_ROOT_DIR"] = env["ANAUS_TEST_REQUEUE_ROOT_DIR"]
     job_id = _run(
-        "sbatch", "--parsable", "--job-name=anaus-requeue", "--output=runs/slurm/%x-%j.out",
-        "--nodes=1", f"--ntasks-per-node={env['ANAUS_TASKS_PER_NODE']}",
-        f"--cpus-per-task={env['ANAUS_CPUS_PER_TASK']}", "slurm/pretrain.sbatch", env=env,
+        "sbatch",
+        "--parsable",
+        "--job-name=anaus-requeue",
+        "--output=runs/slurm/%x-%j.out",
+        "--nodes=1",
+        f"--ntasks-per-node={env['ANAUS_TASKS_PER_NODE']}",
+        f"--cpus-per-task={env['ANAUS_CPUS_PER_TASK']}",
+        "slurm/pretrain.sbatch",
+        env=env,
     ).strip()
     log_path = ROOT / f"runs/slurm/anaus-requeue-{job_id}.out"
     deadline = time.monotonic() + 180

@@ -34,10 +34,28 @@ class ParseOnlyCLI(AnausCLI):
 @pytest.mark.parametrize(
     ("presets", "expected"),
     [
-        (["cpu"], {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true", "sync_batchnorm": False}),
-        (["gpu"], {"accelerator": "gpu", "devices": 1, "strategy": "auto", "precision": "bf16-mixed", "sync_batchnorm": False}),
-        (["ddp"], {"accelerator": "gpu", "devices": -1, "strategy": "ddp", "precision": "bf16-mixed", "sync_batchnorm": True}),
-        (["ddp", "slurm"], {"accelerator": "gpu", "devices": 1, "strategy": "ddp", "precision": "bf16-mixed", "sync_batchnorm": True}),
+        (
+            ["cpu"],
+            {"accelerator": "cpu", "devices": 1, "strategy": "auto", "precision": "32-true", "sync_batchnorm": False},
+        ),
+        (
+            ["gpu"],
+            {
+                "accelerator": "gpu",
+                "devices": 1,
+                "strategy": "auto",
+                "precision": "bf16-mixed",
+                "sync_batchnorm": False,
+            },
+        ),
+        (
+            ["ddp"],
+            {"accelerator": "gpu", "devices": -1, "strategy": "ddp", "precision": "bf16-mixed", "sync_batchnorm": True},
+        ),
+        (
+            ["ddp", "slurm"],
+            {"accelerator": "gpu", "devices": 1, "strategy": "ddp", "precision": "bf16-mixed", "sync_batchnorm": True},
+        ),
     ],
 )
 def test_presets_parse_after_a_stage_config(presets: list[str], expected: dict) -> None:
@@ -47,12 +65,29 @@ def test_presets_parse_after_a_stage_config(presets: list[str], expected: dict) 
 
 
 def test_slurm_preset_builds_a_requeueing_slurm_trainer(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    for key, value in {"SLURM_JOB_ID": "7", "SLURM_JOB_NAME": "anaus-pretrain", "SLURM_NTASKS": "1",
-                       "SLURM_NTASKS_PER_NODE": "1", "SLURM_NODELIST": "localhost", "SLURM_PROCID": "0",
-                       "SLURM_LOCALID": "0", "SLURM_NODEID": "0"}.items():
+    for key, value in {
+        "SLURM_JOB_ID": "7",
+        "SLURM_JOB_NAME": "anaus-pretrain",
+        "SLURM_NTASKS": "1",
+        "SLURM_NTASKS_PER_NODE": "1",
+        "SLURM_NODELIST": "localhost",
+        "SLURM_PROCID": "0",
+        "SLURM_LOCALID": "0",
+        "SLURM_NODEID": "0",
+    }.items():
         monkeypatch.setenv(key, value)
-    args = ["--config", STAND_IN, "--config", _preset("cpu"), "--config", _preset("slurm"),
-            "--trainer.default_root_dir", str(tmp_path), "--model.out_dir", str(tmp_path)]
+    args = [
+        "--config",
+        STAND_IN,
+        "--config",
+        _preset("cpu"),
+        "--config",
+        _preset("slurm"),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--model.out_dir",
+        str(tmp_path),
+    ]
     trainer = AnausCLI(args=args, run=False).trainer
     environment = trainer._accelerator_connector.cluster_environment
     assert isinstance(environment, SLURMStepRequeue) and isinstance(environment, SLURMEnvironment)
@@ -81,8 +116,14 @@ def test_requeue_signal_saves_at_the_batch_end_and_requeues(monkeypatch: pytest.
     monkeypatch.delenv("SLURM_ARRAY_JOB_ID", raising=False)
     (tmp_path / "hpc_ckpt_1.ckpt").write_bytes(b"")  # an earlier requeue's checkpoint: the next one is _2
     module, data = StandInModule(out_dir=str(tmp_path)), StandInData(num_samples=64)
-    trainer = Trainer(max_steps=6, logger=False, enable_checkpointing=False, enable_progress_bar=False, default_root_dir=tmp_path,
-                      callbacks=[RequeueAtStepBoundary(), _SignalAtStep(3)])
+    trainer = Trainer(
+        max_steps=6,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        default_root_dir=tmp_path,
+        callbacks=[RequeueAtStepBoundary(), _SignalAtStep(3)],
+    )
     previous = signal.getsignal(signal.SIGUSR1)
     trainer.fit(module, data)
     assert signal.getsignal(signal.SIGUSR1) == previous  # the handler is restored after the run
@@ -92,8 +133,21 @@ def test_requeue_signal_saves_at_the_batch_end_and_requeues(monkeypatch: pytest.
 
 
 def test_stand_in_fits_with_bf16_autocast_on_cpu(tmp_path) -> None:
-    args = ["fit", "--config", STAND_IN, "--config", _preset("cpu"), "--trainer.precision", "bf16-mixed",
-            "--trainer.max_steps", "3", "--trainer.default_root_dir", str(tmp_path), "--model.out_dir", str(tmp_path)]
+    args = [
+        "fit",
+        "--config",
+        STAND_IN,
+        "--config",
+        _preset("cpu"),
+        "--trainer.precision",
+        "bf16-mixed",
+        "--trainer.max_steps",
+        "3",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--model.out_dir",
+        str(tmp_path),
+    ]
     cli = AnausCLI(args=args)
     assert cli.trainer.precision == "bf16-mixed"
     assert json.loads((tmp_path / "result.json").read_text())["global_step"] == 3

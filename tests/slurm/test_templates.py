@@ -27,9 +27,17 @@ def home(tmp_path: Path) -> Path:
 
 
 def _job(home: Path, stage: str, status: int = 0, **slurm_env: str) -> tuple[int, list[str], str]:
-    env = {"PATH": f"{home / 'bin'}:{os.environ['PATH']}", "HOME": str(home), "ANAUS_HOME": str(home),
-           "ANAUS_SITE": "/dev/null", "SRUN_ARGS": str(home / "srun.args"), "SRUN_STATUS": str(status),
-           "SLURM_JOB_ID": "41", "ANAUS_PYTHON": sys.executable, **slurm_env}
+    env = {
+        "PATH": f"{home / 'bin'}:{os.environ['PATH']}",
+        "HOME": str(home),
+        "ANAUS_HOME": str(home),
+        "ANAUS_SITE": "/dev/null",
+        "SRUN_ARGS": str(home / "srun.args"),
+        "SRUN_STATUS": str(status),
+        "SLURM_JOB_ID": "41",
+        "ANAUS_PYTHON": sys.executable,
+        **slurm_env,
+    }
     done = subprocess.run(["bash", str(home / f"slurm/{stage}.sbatch")], env=env, capture_output=True, text=True)
     return done.returncode, (home / "srun.args").read_text().split("\n")[:-1], done.stdout + done.stderr
 
@@ -41,13 +49,22 @@ def test_batch_script_exits_with_srun_status(home: Path) -> None:
 
 
 def test_fit_stage_takes_devices_and_nodes_from_the_allocation(home: Path) -> None:
-    status, args, output = _job(home, "pretrain", SLURM_JOB_NUM_NODES="2", SLURM_NTASKS_PER_NODE="4",
-                                SLURM_GPUS_ON_NODE="4", ANAUS_PRETRAIN_ARGS="--trainer.max_epochs 2")
+    status, args, output = _job(
+        home,
+        "pretrain",
+        SLURM_JOB_NUM_NODES="2",
+        SLURM_NTASKS_PER_NODE="4",
+        SLURM_GPUS_ON_NODE="4",
+        ANAUS_PRETRAIN_ARGS="--trainer.max_epochs 2",
+    )
     assert status == 0, output
     assert args[:5] == ["--kill-on-bad-exit=1", "anaus-pl", "fit", "--config", "stages/pretrain.yaml"]
     joined = " ".join(args)
     assert "--config configs/trainer/ddp.yaml --config configs/trainer/slurm.yaml" in joined
-    assert "--trainer.strategy ddp --trainer.num_nodes 2 --trainer.devices 4 --trainer.default_root_dir runs/pretrain/default" in joined
+    assert (
+        "--trainer.strategy ddp --trainer.num_nodes 2 --trainer.devices 4 --trainer.default_root_dir runs/pretrain/default"
+        in joined
+    )
     assert joined.endswith("--trainer.max_epochs 2")
 
 
@@ -71,7 +88,9 @@ def test_gpu_preset_keeps_the_stage_precision_and_says_so(home: Path) -> None:
     _, args, output = _job(home, "pretrain", SLURM_GPUS_ON_NODE="2")
     assert "--trainer.precision" not in args and "precision bf16-mixed from configs/trainer/ddp.yaml" in output
     _, args, output = _job(home, "adapt")  # no GPUs: the cpu preset's 32-true is the stage's too
-    assert "--trainer.precision" not in args and "precision 32-true (stages/adapt.yaml and the cpu preset agree)" in output
+    assert (
+        "--trainer.precision" not in args and "precision 32-true (stages/adapt.yaml and the cpu preset agree)" in output
+    )
 
 
 def test_run_name_reaches_the_command_and_the_requeue_directory(home: Path) -> None:
@@ -90,9 +109,13 @@ def test_cpu_preset_without_gpus_and_annotate_gets_trainer_flags(home: Path) -> 
 
 @pytest.mark.parametrize(
     ("extra_env", "expected"),
-    [({}, ["--only_folds", "[3]"]),
-     ({"ANAUS_EVALUATE_ARRAY_ARGS": "--only_tasks [{}]", "ANAUS_EVALUATE_ARRAY_VALUES": "pocus busi udiat tn3k"},
-      ["--only_tasks", "[tn3k]"])],
+    [
+        ({}, ["--only_folds", "[3]"]),
+        (
+            {"ANAUS_EVALUATE_ARRAY_ARGS": "--only_tasks [{}]", "ANAUS_EVALUATE_ARRAY_VALUES": "pocus busi udiat tn3k"},
+            ["--only_tasks", "[tn3k]"],
+        ),
+    ],
 )
 def test_evaluate_array_task_selects_its_fold_or_task(home: Path, extra_env: dict, expected: list[str]) -> None:
     status, args, output = _job(home, "evaluate", SLURM_ARRAY_TASK_ID="3", **extra_env)
@@ -120,8 +143,13 @@ def test_fresh_job_sets_stale_requeue_checkpoints_aside_a_requeued_one_keeps_the
 
 def test_submit_chain_links_stages_with_afterok() -> None:
     env = {**os.environ, "ANAUS_PARTITION": "gpu", "ANAUS_ACCOUNT": "lab", "ANAUS_GPUS_PER_NODE": "2"}
-    done = subprocess.run([str(ROOT / "slurm/submit_chain.sh"), "--dry-run", "--", "--mail-type=FAIL"],
-                          env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [str(ROOT / "slurm/submit_chain.sh"), "--dry-run", "--", "--mail-type=FAIL"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     lines = done.stdout.splitlines()
     assert [line.split()[0] for line in lines] == ["adapt", "annotate", "pretrain", "evaluate", "evaluate-report"]
     assert "--dependency" not in lines[0]
@@ -133,6 +161,7 @@ def test_submit_chain_links_stages_with_afterok() -> None:
 
 
 def test_submit_chain_rejects_unknown_stage() -> None:
-    done = subprocess.run([str(ROOT / "slurm/submit_chain.sh"), "--dry-run", "--from", "train"],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [str(ROOT / "slurm/submit_chain.sh"), "--dry-run", "--from", "train"], capture_output=True, text=True
+    )
     assert done.returncode == 2 and "unknown stage 'train'" in done.stderr

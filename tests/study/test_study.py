@@ -14,7 +14,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_rewrite_paths_moves_defaults_into_the_study():
     loaded = {"a": "data/phantom/busi", "b": ["runs", "runs/adapt/default/last.ckpt"], "c": "data/phantomx", "d": 3}
-    assert rewrite_paths(loaded, "S/data", "S") == {"a": "S/data/busi", "b": ["S", "S/adapt/default/last.ckpt"], "c": "data/phantomx", "d": 3}
+    assert rewrite_paths(loaded, "S/data", "S") == {
+        "a": "S/data/busi",
+        "b": ["S", "S/adapt/default/last.ckpt"],
+        "c": "data/phantomx",
+        "d": 3,
+    }
 
 
 def test_paired_uses_the_shared_units_of_two_report_entries():
@@ -25,7 +30,10 @@ def test_paired_uses_the_shared_units_of_two_report_entries():
 
 
 def test_verdicts_are_generated_from_the_numbers():
-    null = [paired_comparison([0.5, 0.6, 0.7], [0.52, 0.57, 0.71]), paired_comparison([0.5, 0.6, 0.7], [0.49, 0.62, 0.69])]
+    null = [
+        paired_comparison([0.5, 0.6, 0.7], [0.52, 0.57, 0.71]),
+        paired_comparison([0.5, 0.6, 0.7], [0.49, 0.62, 0.69]),
+    ]
     text = _verdicts(null, "x against y")[0]
     assert text.startswith("Of 2 comparisons of x against y, 0 show a gain, 0 a loss and 2 no difference")
     assert f"a true gain of {100 * max(c.detectable for c in null):.1f} pt or more would have shown" in text
@@ -52,16 +60,23 @@ def test_study_smoke_produces_the_learning_curve_and_resumes(tmp_path, monkeypat
     config = yaml.safe_load((ROOT / "configs/study/phantom.yaml").read_text())
     tiny = ["--trainer.limit_val_batches=1", "--trainer.enable_progress_bar=false"]
     config.update(
-        out_dir=str(tmp_path / "study"), results_md=str(tmp_path / "docs" / "RESULTS.md"),
+        out_dir=str(tmp_path / "study"),
+        results_md=str(tmp_path / "docs" / "RESULTS.md"),
         phantom=[["--size", "small", "--layouts", "ddti", "tg3k", "camus", "butterfly", "busi"]],
         adapt={"config": "stages/adapt.yaml", "overrides": [*tiny, "--trainer.max_steps=1"]},
         annotate={"config": "stages/annotate.yaml", "overrides": ["--data.init_args.num_workers=0"]},
-        pretrain={"config": "stages/pretrain.yaml", "overrides": [*tiny, "--data.init_args.num_workers=0",
-                                                                  "--model.init_args.log_images_every_n_steps=0"]},
-        variants={"anaus": [], "no-core": ["--model.init_args.use_core=false"]}, budgets=[0, 1, 2],
+        pretrain={
+            "config": "stages/pretrain.yaml",
+            "overrides": [*tiny, "--data.init_args.num_workers=0", "--model.init_args.log_images_every_n_steps=0"],
+        },
+        variants={"anaus": [], "no-core": ["--model.init_args.use_core=false"]},
+        budgets=[0, 1, 2],
         only_tasks=["busi-cls", "busi-seg"],
-        evaluate={"config": "stages/evaluate.yaml", "set": {"n_folds": 2, "repeats": 2, "overlay_cases": 0},
-                  "task_set": {"probe_epochs": 1}},
+        evaluate={
+            "config": "stages/evaluate.yaml",
+            "set": {"n_folds": 2, "repeats": 2, "overlay_cases": 0},
+            "task_set": {"probe_epochs": 1},
+        },
     )
     path = tmp_path / "study.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 import pytest
-import yaml
-
 import synthetic_layout  # noqa: F401  (registers the adapt tests' reader)
+import yaml
 from synthetic_store import write_synthetic_store
+
+from anaus_pl.cli import main
 
 TESTS_DIR = Path(__file__).parent
 
@@ -41,22 +43,53 @@ def make_inputs(root: Path, folders: int = 2, frames_per_folder: int = 6, video_
     return root
 
 
-def write_config(path: Path, data: Path, store: Path, checkpoint: Path, *, devices: int = 1, strategy: str = "auto",
-                 keep_empty: bool = True, flush_frames: int = 4, num_workers: int = 0,
-                 loader: str = "stub_lpsam:load_stub") -> Path:
+def write_config(
+    path: Path,
+    data: Path,
+    store: Path,
+    checkpoint: Path,
+    *,
+    devices: int = 1,
+    strategy: str = "auto",
+    keep_empty: bool = True,
+    flush_frames: int = 4,
+    num_workers: int = 0,
+    loader: str = "stub_lpsam:load_stub",
+) -> Path:
     config = {
         "seed_everything": 0,
-        "trainer": {"accelerator": "cpu", "devices": devices, "strategy": strategy, "enable_model_summary": False,
-                    "enable_progress_bar": False,
-                    "logger": {"class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                               "init_args": {"save_dir": str(store.parent / "tb"), "name": "annotate", "version": "default"}}},
-        "model": {"class_path": "anaus_pl.tasks.annotate.AnnotateTask",
-                  "init_args": {"lpsam_checkpoint": str(checkpoint), "predictor_loader": loader,
-                                "postprocess": {"threshold": 0.5, "min_area": 0, "keep_largest_component": False,
-                                                "keep_empty": keep_empty}}},
-        "data": {"class_path": "anaus_pl.data.datamodules.annotate.AnnotateFramesDataModule",
-                 "init_args": {"batch_size": 4, "num_workers": num_workers,
-                               "inputs": [{"path": str(data), "frame_stride": 2, "max_frames_per_video": 5}]}},
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": devices,
+            "strategy": strategy,
+            "enable_model_summary": False,
+            "enable_progress_bar": False,
+            "logger": {
+                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                "init_args": {"save_dir": str(store.parent / "tb"), "name": "annotate", "version": "default"},
+            },
+        },
+        "model": {
+            "class_path": "anaus_pl.tasks.annotate.AnnotateTask",
+            "init_args": {
+                "lpsam_checkpoint": str(checkpoint),
+                "predictor_loader": loader,
+                "postprocess": {
+                    "threshold": 0.5,
+                    "min_area": 0,
+                    "keep_largest_component": False,
+                    "keep_empty": keep_empty,
+                },
+            },
+        },
+        "data": {
+            "class_path": "anaus_pl.data.datamodules.annotate.AnnotateFramesDataModule",
+            "init_args": {
+                "batch_size": 4,
+                "num_workers": num_workers,
+                "inputs": [{"path": str(data), "frame_stride": 2, "max_frames_per_video": 5}],
+            },
+        },
         "store": {"path": str(store), "flush_frames": flush_frames, "preview_frames": 6},
     }
     path.write_text(yaml.safe_dump(config))
@@ -78,3 +111,20 @@ def stub_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synthetic_store(tmp_path_factory.mktemp("store") / "anatomy.h5")
+
+
+def run_annotate(config: Path) -> None:
+    assert main(["annotate", "--config", str(config)]) == 0
+
+
+def read_store(path: Path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as handle:
+        return {name: handle[name][:] for name in ("images", "masks", "valid_hw", "scores", "source")}
+
+
+@pytest.fixture(scope="session")
+def reference_store(annotate_inputs, stub_checkpoint, tmp_path_factory) -> Path:
+    """One uninterrupted single-process run, shared by the tests that compare against it."""
+    out = tmp_path_factory.mktemp("reference")
+    run_annotate(write_config(out / "cfg.yaml", annotate_inputs, out / "anatomy.h5", stub_checkpoint))
+    return out / "anatomy.h5"

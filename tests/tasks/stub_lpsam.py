@@ -19,8 +19,9 @@ from anaus_pl.data.vocabulary import AnatomyVocabulary
 
 
 class ThresholdLPSAM(nn.Module):
-    def __init__(self, image_size: int = 64, low: float = 0.25, high: float = 0.6, steepness: float = 30.0,
-                 delay: float = 0.0) -> None:
+    def __init__(
+        self, image_size: int = 64, low: float = 0.25, high: float = 0.6, steepness: float = 30.0, delay: float = 0.0
+    ) -> None:
         super().__init__()
         self.delay = delay  # seconds per batch, so a test can interrupt a run part-way
         self.vocabulary = AnatomyVocabulary(["bright", "dark"])

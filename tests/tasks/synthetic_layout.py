@@ -41,8 +41,10 @@ class SyntheticPairs(Layout):
     anatomy = ("cyst", "plaque")
 
     def index(self) -> list[SampleRef]:
-        return [SampleRef(source=f"{self.root}/scene_{i}.png", patient=f"p{i // 2}", files={"seed": i})
-                for i in range(SCENES)]
+        return [
+            SampleRef(source=f"{self.root}/scene_{i}.png", patient=f"p{i // 2}", files={"seed": i})
+            for i in range(SCENES)
+        ]
 
     def load(self, ref: SampleRef) -> Sample:
         image, mask = make_scene(ref.files["seed"])

@@ -33,5 +33,11 @@ def write_synthetic_store(path: Path, frames: int = 32, size: int = 96, seed: in
         masks.append(mask)
         valid.append((h, w))
         sources.append(f"synthetic/{i}.png")
-    writer.append(np.stack(images), np.stack(masks), np.array(valid, np.int32), rng.random((frames, len(CLASSES)), dtype=np.float32), sources)
+    writer.append(
+        np.stack(images),
+        np.stack(masks),
+        np.array(valid, np.int32),
+        rng.random((frames, len(CLASSES)), dtype=np.float32),
+        sources,
+    )
     return writer.finalize()

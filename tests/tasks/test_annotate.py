@@ -16,38 +16,21 @@ import h5py
 import numpy as np
 import pytest
 import yaml
-from conftest import TESTS_DIR, write_config
 from stub_lpsam import write_checkpoint
 
 from anaus_pl.cli import main
 from anaus_pl.data.anatomy_store import AnatomyStore, completed_sources, shard_paths
 from anaus_pl.data.io import read_image
 from anaus_pl.data.letterbox import letterbox
+from conftest import TESTS_DIR, read_store, run_annotate, write_config
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 EXPECTED_SOURCES = 12 + 1 + 5  # frame folders, empty.png, every 2nd video frame capped at 5
 SKIPPED = {"bad.png", "broken.avi#0"}
 
 
-def run_annotate(config: Path) -> None:
-    assert main(["annotate", "--config", str(config)]) == 0
-
-
-def read_store(path: Path) -> dict[str, np.ndarray]:
-    with h5py.File(path, "r") as handle:
-        return {name: handle[name][:] for name in ("images", "masks", "valid_hw", "scores", "source")}
-
-
 def subprocess_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS_DIR)]), "NO_ALBUMENTATIONS_UPDATE": "1"}
-
-
-@pytest.fixture(scope="module")
-def reference_store(annotate_inputs, stub_checkpoint, tmp_path_factory) -> Path:
-    """One uninterrupted single-process run, shared by the tests that compare against it."""
-    out = tmp_path_factory.mktemp("reference")
-    run_annotate(write_config(out / "cfg.yaml", annotate_inputs, out / "anatomy.h5", stub_checkpoint))
-    return out / "anatomy.h5"
 
 
 def test_store_content_summary_and_preview(reference_store, annotate_inputs):
@@ -64,7 +47,7 @@ def test_store_content_summary_and_preview(reference_store, annotate_inputs):
     np.testing.assert_array_equal(item["image"], boxed)
     assert item["valid_hw"] == valid == (48, 64)
     expected = np.where(boxed / 255 > 0.6, 1, np.where(boxed / 255 < 0.25, 2, 0)).astype(np.uint8)
-    expected[valid[0]:] = 0
+    expected[valid[0] :] = 0
     np.testing.assert_array_equal(item["mask"], expected)
     with h5py.File(reference_store) as handle:
         assert {Path(s.decode()).name for s in handle["skipped"][:]} == SKIPPED
@@ -78,8 +61,12 @@ def test_store_content_summary_and_preview(reference_store, annotate_inputs):
     assert not shard_paths(reference_store)
 
 
-def test_corrupt_inputs_are_named_in_the_log_and_empty_frames_dropped(annotate_inputs, stub_checkpoint, tmp_path, caplog):
-    config = write_config(tmp_path / "cfg.yaml", annotate_inputs, tmp_path / "anatomy.h5", stub_checkpoint, keep_empty=False)
+def test_corrupt_inputs_are_named_in_the_log_and_empty_frames_dropped(
+    annotate_inputs, stub_checkpoint, tmp_path, caplog
+):
+    config = write_config(
+        tmp_path / "cfg.yaml", annotate_inputs, tmp_path / "anatomy.h5", stub_checkpoint, keep_empty=False
+    )
     with caplog.at_level(logging.WARNING, logger="anaus_pl"):
         run_annotate(config)
     warned = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
@@ -97,11 +84,17 @@ def with_inputs(config: Path, inputs: list[dict]) -> Path:
     return config
 
 
-def test_an_input_restricted_to_some_classes_never_gets_the_others(reference_store, annotate_inputs, stub_checkpoint, tmp_path):
+def test_an_input_restricted_to_some_classes_never_gets_the_others(
+    reference_store, annotate_inputs, stub_checkpoint, tmp_path
+):
     store = tmp_path / "anatomy.h5"
-    config = with_inputs(write_config(tmp_path / "cfg.yaml", annotate_inputs, store, stub_checkpoint),
-                         [{"path": str(annotate_inputs / "frames"), "classes": ["dark"]},
-                          {"path": str(annotate_inputs), "frame_stride": 2, "max_frames_per_video": 5}])
+    config = with_inputs(
+        write_config(tmp_path / "cfg.yaml", annotate_inputs, store, stub_checkpoint),
+        [
+            {"path": str(annotate_inputs / "frames"), "classes": ["dark"]},
+            {"path": str(annotate_inputs), "frame_stride": 2, "max_frames_per_video": 5},
+        ],
+    )
     run_annotate(config)
     restricted, reference = read_store(store), read_store(reference_store)
     by_source = {s: i for i, s in enumerate(reference["source"])}
@@ -116,14 +109,21 @@ def test_an_input_restricted_to_some_classes_never_gets_the_others(reference_sto
     assert sum(s.startswith(folder) for s in restricted["source"]) == 12
     assert (restricted["masks"] == 1).any()  # the unrestricted video frames keep "bright"
     with h5py.File(store) as handle:
-        assert yaml.safe_load(handle.attrs["config"])["annotate"]["data"]["init_args"]["inputs"][0]["classes"] == ["dark"]
+        assert yaml.safe_load(handle.attrs["config"])["annotate"]["data"]["init_args"]["inputs"][0]["classes"] == [
+            "dark"
+        ]
 
 
 def test_an_unknown_input_class_fails_naming_it_and_the_valid_ones(annotate_inputs, stub_checkpoint, tmp_path, capsys):
-    config = with_inputs(write_config(tmp_path / "cfg.yaml", annotate_inputs, tmp_path / "anatomy.h5", stub_checkpoint),
-                         [{"path": str(annotate_inputs / "frames"), "classes": ["dark", "lv"]}])
+    config = with_inputs(
+        write_config(tmp_path / "cfg.yaml", annotate_inputs, tmp_path / "anatomy.h5", stub_checkpoint),
+        [{"path": str(annotate_inputs / "frames"), "classes": ["dark", "lv"]}],
+    )
     assert main(["annotate", "--config", str(config)]) == 1
-    assert "classes ['lv'] are not classes of the LP-SAM checkpoint; valid classes: bright, dark" in capsys.readouterr().err
+    assert (
+        "classes ['lv'] are not classes of the LP-SAM checkpoint; valid classes: bright, dark"
+        in capsys.readouterr().err
+    )
     with pytest.raises(ValueError, match=r"classes \['lv'\] are not classes of the LP-SAM checkpoint"):
         main(["annotate", "--config", str(config), "--debug"])
     assert not shard_paths(tmp_path / "anatomy.h5")
@@ -134,8 +134,12 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_store(reference_store, annot
     checkpoint = write_checkpoint(tmp_path / "slow.json", image_size=64, delay=0.4)
     store = tmp_path / "anatomy.h5"
     config = write_config(tmp_path / "cfg.yaml", annotate_inputs, store, checkpoint)
-    process = subprocess.Popen([sys.executable, "-m", "anaus_pl.cli", "annotate", "--config", str(config)],
-                               env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "anaus_pl.cli", "annotate", "--config", str(config)],
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 120
     done: set[str] = set()
     while time.monotonic() < deadline and process.poll() is None:
@@ -163,8 +167,14 @@ def test_sigkilled_run_resumes_to_the_uninterrupted_store(reference_store, annot
 def test_two_process_ddp_matches_one_process(reference_store, annotate_inputs, stub_checkpoint, tmp_path):
     store = tmp_path / "anatomy.h5"
     config = write_config(tmp_path / "cfg.yaml", annotate_inputs, store, stub_checkpoint, devices=2, strategy="ddp")
-    result = subprocess.run([sys.executable, "-m", "anaus_pl.cli", "annotate", "--config", str(config)],
-                            env=subprocess_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "anaus_pl.cli", "annotate", "--config", str(config)],
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["world_size"] == 2
@@ -177,7 +187,9 @@ def test_two_process_ddp_matches_one_process(reference_store, annotate_inputs, s
 
 @pytest.mark.skipif(shutil.which("h5dump") is None, reason="h5dump (hdf5-tools) not installed")
 def test_h5dump_reads_the_annotated_store(reference_store):
-    out = subprocess.run(["h5dump", "-H", "-p", str(reference_store)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["h5dump", "-H", "-p", str(reference_store)], capture_output=True, text=True, check=True
+    ).stdout
     for name in ("images", "masks", "valid_hw", "scores", "source"):
         assert f'DATASET "{name}"' in out
     assert "DEFLATE" in out and 'ATTRIBUTE "lpsam_sha256"' in out

@@ -11,12 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import write_config
-from test_annotate import read_store, reference_store  # noqa: F401  (the shared uninterrupted run)
 
 from anaus_pl.cli import main
 from anaus_pl.data import anatomy_store
 from anaus_pl.data.anatomy_store import StoreLock, completed_sources, shard_paths
+from conftest import read_store, write_config
 
 
 def annotate(config: Path, *extra: str) -> int:
@@ -28,7 +27,9 @@ def error_line(capsys) -> str:
     return lines[-1] if lines else ""
 
 
-def test_a_second_run_on_a_locked_store_fails_at_once_naming_the_holder(annotate_inputs, stub_checkpoint, tmp_path, capsys):
+def test_a_second_run_on_a_locked_store_fails_at_once_naming_the_holder(
+    annotate_inputs, stub_checkpoint, tmp_path, capsys
+):
     store = tmp_path / "anatomy.h5"
     config = write_config(tmp_path / "cfg.yaml", annotate_inputs, store, stub_checkpoint)
     lock = StoreLock(store)
@@ -44,7 +45,8 @@ def test_a_second_run_on_a_locked_store_fails_at_once_naming_the_holder(annotate
 
 
 def test_disk_full_stops_with_the_space_needed_keeps_committed_frames_and_the_rerun_resumes(
-        reference_store, annotate_inputs, stub_checkpoint, tmp_path, monkeypatch, capsys):  # noqa: F811
+    reference_store, annotate_inputs, stub_checkpoint, tmp_path, monkeypatch, capsys
+):
     store = tmp_path / "anatomy.h5"
     config = write_config(tmp_path / "cfg.yaml", annotate_inputs, store, stub_checkpoint, flush_frames=4)
     usage = namedtuple("usage", "total used free")
@@ -76,13 +78,18 @@ def test_a_zero_byte_shard_is_named_with_what_to_do(annotate_inputs, stub_checkp
     shard.write_bytes(b"")
     assert annotate(write_config(tmp_path / "cfg.yaml", annotate_inputs, store, stub_checkpoint)) == 1
     message = error_line(capsys)
-    assert f"{shard}: zero-byte file" in message and "delete it and rerun annotate" in message and "h5clear" not in message
+    assert (
+        f"{shard}: zero-byte file" in message and "delete it and rerun annotate" in message and "h5clear" not in message
+    )
 
 
 @pytest.mark.skipif(os.access("/sys", os.W_OK) and not Path("/sys").is_mount(), reason="needs a read-only folder")
-def test_a_read_only_output_fails_before_the_model_loads_without_h5clear_advice(annotate_inputs, stub_checkpoint, tmp_path, capsys):
-    config = write_config(tmp_path / "cfg.yaml", annotate_inputs, Path("/sys/anatomy.h5"), stub_checkpoint,
-                          loader="no_such_module:load")  # loading a model first would fail on the import instead
+def test_a_read_only_output_fails_before_the_model_loads_without_h5clear_advice(
+    annotate_inputs, stub_checkpoint, tmp_path, capsys
+):
+    config = write_config(
+        tmp_path / "cfg.yaml", annotate_inputs, Path("/sys/anatomy.h5"), stub_checkpoint, loader="no_such_module:load"
+    )  # loading a model first would fail on the import instead
     assert annotate(config) == 1
     message = error_line(capsys)
     assert "/sys/anatomy.h5: permission denied or read-only file system" in message
@@ -92,18 +99,26 @@ def test_a_read_only_output_fails_before_the_model_loads_without_h5clear_advice(
 def test_missing_input_and_bad_checkpoint_fail_before_the_model_loads_in_one_line(annotate_inputs, tmp_path, capsys):
     html = tmp_path / "last.ckpt"
     html.write_text("<!DOCTYPE html><html><body>Sign in</body></html>")
-    config = write_config(tmp_path / "cfg.yaml", tmp_path / "missing", tmp_path / "anatomy.h5", html, loader="no_such_module:load")
+    config = write_config(
+        tmp_path / "cfg.yaml", tmp_path / "missing", tmp_path / "anatomy.h5", html, loader="no_such_module:load"
+    )
     assert annotate(config) == 1
     assert f"annotate input {tmp_path / 'missing'} does not exist" in error_line(capsys)
-    config = write_config(tmp_path / "cfg.yaml", annotate_inputs, tmp_path / "anatomy.h5", html,
-                          loader="anaus_pl.models.lpsam:load_lpsam")
+    config = write_config(
+        tmp_path / "cfg.yaml", annotate_inputs, tmp_path / "anatomy.h5", html, loader="anaus_pl.models.lpsam:load_lpsam"
+    )
     assert annotate(config) == 1
     message = error_line(capsys)
     assert f"{html}: is an HTML page, not a checkpoint" in message and "weights_only" not in message
 
 
-def test_a_store_written_under_another_config_is_refused_unless_overwritten(reference_store, annotate_inputs, stub_checkpoint,  # noqa: F811
-                                                                             tmp_path, capsys):
+def test_a_store_written_under_another_config_is_refused_unless_overwritten(
+    reference_store,
+    annotate_inputs,
+    stub_checkpoint,
+    tmp_path,
+    capsys,
+):
     store = tmp_path / "anatomy.h5"
     config = write_config(tmp_path / "cfg.yaml", annotate_inputs, store, stub_checkpoint)
     shutil.copy(reference_store, store)
@@ -118,5 +133,7 @@ def test_a_store_written_under_another_config_is_refused_unless_overwritten(refe
     message = error_line(capsys)
     assert f"{store}: written under another configuration" in message and "--overwrite true" in message
     assert annotate(config, "--overwrite", "true") == 0
-    assert json.loads((tmp_path / "summary.json").read_text())["frames_processed"] == len(read_store(store)["source"]) > 0
+    assert (
+        json.loads((tmp_path / "summary.json").read_text())["frames_processed"] == len(read_store(store)["source"]) > 0
+    )
     assert (read_store(store)["masks"] != read_store(reference_store)["masks"]).any()

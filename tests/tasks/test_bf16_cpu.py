@@ -12,12 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from conftest import synthetic_frame, write_config
 from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from test_adapt import _data as adapt_data
 from test_adapt import _task as adapt_task
-from test_annotate import run_annotate
 from test_pretrain import TINY as PRETRAIN_TINY
 from test_pretrain import _datamodule as pretrain_data
 
@@ -25,9 +23,18 @@ from anaus_pl.data.anatomy_store import AnatomyStore
 from anaus_pl.models.lpsam import LPSAMConfig, build_lpsam, load_lpsam
 from anaus_pl.tasks.annotate import AnnotateTask
 from anaus_pl.tasks.pretrain import PretrainTask
+from conftest import run_annotate, synthetic_frame, write_config
 
-BF16_TRAINER = dict(accelerator="cpu", devices=1, precision="bf16-mixed", max_steps=2, logger=False,
-                    enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+BF16_TRAINER = dict(
+    accelerator="cpu",
+    devices=1,
+    precision="bf16-mixed",
+    max_steps=2,
+    logger=False,
+    enable_progress_bar=False,
+    enable_model_summary=False,
+    num_sanity_val_steps=0,
+)
 
 
 class _RecordLosses(Callback):
@@ -62,7 +69,9 @@ def test_adapt_fits_in_bf16_mixed_and_its_checkpoint_loads(tmp_path: Path) -> No
 
 def test_pretrain_fits_in_bf16_mixed_and_exports(synthetic_store: Path, tmp_path: Path) -> None:
     seed_everything(0)
-    task = PretrainTask(**PRETRAIN_TINY, optimizer="adamw", base_lr=1e-3, scale_lr=False, export_dir=str(tmp_path / "export"))
+    task = PretrainTask(
+        **PRETRAIN_TINY, optimizer="adamw", base_lr=1e-3, scale_lr=False, export_dir=str(tmp_path / "export")
+    )
     _fit(task, pretrain_data(synthetic_store, batch_size=4, image_size=32), tmp_path)
     state = torch.load(tmp_path / "export" / "encoder.pt", weights_only=True)
     assert state["conv1.weight"].dtype == torch.float32 and torch.isfinite(state["conv1.weight"]).all()
@@ -72,8 +81,13 @@ def _lpsam_checkpoint(path: Path) -> Path:
     config = LPSAMConfig(classes=["lv", "myocardium"], encoder="vit_micro", image_size=64, pretrained=False)
     torch.manual_seed(0)
     model = build_lpsam(config)
-    torch.save({"hyper_parameters": {"model": asdict(config)},
-                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
+    torch.save(
+        {
+            "hyper_parameters": {"model": asdict(config)},
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        },
+        path,
+    )
     return path
 
 
@@ -97,8 +111,13 @@ def test_annotate_bf16_autocast_on_cpu_matches_fp32(tmp_path: Path) -> None:
 
 def test_annotate_command_writes_the_store_under_bf16_autocast(annotate_inputs: Path, tmp_path: Path) -> None:
     store_path = tmp_path / "anatomy.h5"
-    config_path = write_config(tmp_path / "cfg.yaml", annotate_inputs, store_path, _lpsam_checkpoint(tmp_path / "last.ckpt"),
-                               loader="anaus_pl.models.lpsam:load_lpsam")
+    config_path = write_config(
+        tmp_path / "cfg.yaml",
+        annotate_inputs,
+        store_path,
+        _lpsam_checkpoint(tmp_path / "last.ckpt"),
+        loader="anaus_pl.models.lpsam:load_lpsam",
+    )
     config = yaml.safe_load(config_path.read_text())
     config["model"]["init_args"]["autocast"] = "bf16"
     config_path.write_text(yaml.safe_dump(config))
@@ -111,9 +130,13 @@ def test_annotate_command_writes_the_store_under_bf16_autocast(annotate_inputs: 
 def test_autocast_is_active_inside_the_training_step(synthetic_store: Path, tmp_path: Path) -> None:
     """The loss the pretrain step returns is fp32 although its convolutions ran in bf16."""
     seed_everything(0)
-    task = PretrainTask(**PRETRAIN_TINY, optimizer="adamw", base_lr=1e-3, scale_lr=False, export_dir=str(tmp_path / "export"))
+    task = PretrainTask(
+        **PRETRAIN_TINY, optimizer="adamw", base_lr=1e-3, scale_lr=False, export_dir=str(tmp_path / "export")
+    )
     conv_outputs: list[torch.dtype] = []
-    task.online.encoder.backbone.conv1.register_forward_hook(lambda module, args, output: conv_outputs.append(output.dtype))
+    task.online.encoder.backbone.conv1.register_forward_hook(
+        lambda module, args, output: conv_outputs.append(output.dtype)
+    )
     losses: list[torch.dtype] = []
     original = task.compute_losses
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from lightning.pytorch import Trainer, seed_everything
-from lightning.pytorch import Callback
+from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from anaus_pl.cli import main as cli_main
@@ -19,7 +18,15 @@ from anaus_pl.evaluation.report import schedule_note
 from anaus_pl.models import regions as region_module
 from anaus_pl.tasks.pretrain import PretrainTask, cosine_momentum, warmup_cosine
 
-TINY = dict(scales=["c5", "p3"], fpn_channels=16, projector_hidden=32, embedding_dim=16, predictor_hidden=32, regions_per_view=4, log_images_every_n_steps=0)
+TINY = dict(
+    scales=["c5", "p3"],
+    fpn_channels=16,
+    projector_hidden=32,
+    embedding_dim=16,
+    predictor_hidden=32,
+    regions_per_view=4,
+    log_images_every_n_steps=0,
+)
 
 
 def _datamodule(store: Path, batch_size: int = 4, image_size: int = 64, **kwargs) -> PretrainDataModule:
@@ -33,7 +40,9 @@ def _batch(store: Path, batch_size: int = 4, **kwargs) -> dict[str, torch.Tensor
     return next(iter(dm.train_dataloader()))
 
 
-def test_same_region_ids_reach_both_views_and_both_networks(synthetic_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_same_region_ids_reach_both_views_and_both_networks(
+    synthetic_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seed_everything(0)
     task = PretrainTask(**TINY)
     batch = _batch(synthetic_store)
@@ -53,7 +62,16 @@ def test_same_region_ids_reach_both_views_and_both_networks(synthetic_store: Pat
         online, target = view_calls[scale][1], view_calls[2 + scale][1]
         assert torch.equal(online, target) and torch.equal(online[:b], online[b:])
         assert torch.equal(core_calls[scale][1], core_calls[2 + scale][1])
-    assert set(out) >= {"align/c5", "align/p3", "core/c5", "core/p3", "loss", "positive_similarity", "negative_similarity", "regions_per_image"}
+    assert set(out) >= {
+        "align/c5",
+        "align/p3",
+        "core/c5",
+        "core/p3",
+        "loss",
+        "positive_similarity",
+        "negative_similarity",
+        "regions_per_image",
+    }
     assert torch.isfinite(out["loss"])
 
 
@@ -73,7 +91,9 @@ def test_ablation_switches_and_mask_sources(synthetic_store: Path) -> None:
     assert "core/c5" not in grid and grid["regions_per_image"] > 1
     with pytest.raises(ValueError, match="both false"):
         PretrainTask(**TINY, use_alignment=False, use_core=False)
-    byol = PretrainTask(**TINY, use_core=False, alignment_loss="byol").compute_losses(_batch(synthetic_store, mask_source="none"))
+    byol = PretrainTask(**TINY, use_core=False, alignment_loss="byol").compute_losses(
+        _batch(synthetic_store, mask_source="none")
+    )
     assert 0 <= byol["align/c5"] <= 4 and byol["regions_per_image"] == 1 and "negative_similarity" not in byol
     with pytest.raises(ValueError, match="alignment_loss"):
         PretrainTask(**TINY, alignment_loss="simclr")
@@ -90,7 +110,9 @@ class _CountEMA(PretrainTask):
 @pytest.mark.slow
 def test_fit_lowers_the_loss_updates_ema_once_per_step_and_exports(synthetic_store: Path, tmp_path: Path) -> None:
     seed_everything(0)
-    task = _CountEMA(**TINY, optimizer="adamw", base_lr=3e-3, scale_lr=False, warmup_epochs=0.5, export_dir=str(tmp_path / "export"))
+    task = _CountEMA(
+        **TINY, optimizer="adamw", base_lr=3e-3, scale_lr=False, warmup_epochs=0.5, export_dir=str(tmp_path / "export")
+    )
     losses: list[float] = []
 
     original_step = task.training_step
@@ -101,8 +123,15 @@ def test_fit_lowers_the_loss_updates_ema_once_per_step_and_exports(synthetic_sto
         return loss
 
     task.training_step = recording_step  # type: ignore[method-assign]
-    trainer = Trainer(accelerator="cpu", max_epochs=8, accumulate_grad_batches=2, logger=False, enable_progress_bar=False,
-                      callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, save_top_k=0, every_n_epochs=8)], default_root_dir=tmp_path)
+    trainer = Trainer(
+        accelerator="cpu",
+        max_epochs=8,
+        accumulate_grad_batches=2,
+        logger=False,
+        enable_progress_bar=False,
+        callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, save_top_k=0, every_n_epochs=8)],
+        default_root_dir=tmp_path,
+    )
     trainer.fit(task, datamodule=_datamodule(synthetic_store, batch_size=8, image_size=32))
     steps = trainer.global_step
     assert _CountEMA.updates == steps == len(losses) // 2
@@ -136,12 +165,21 @@ class _StopAt(Callback):
 
 
 @pytest.mark.parametrize("raise_error", [False, True])
-def test_a_fit_cut_short_records_its_steps_and_warns(synthetic_store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                                    raise_error: bool) -> None:
+def test_a_fit_cut_short_records_its_steps_and_warns(
+    synthetic_store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, raise_error: bool
+) -> None:
     seed_everything(0)
     task = PretrainTask(**TINY, optimizer="adamw", base_lr=1e-3, scale_lr=False, export_dir=str(tmp_path / "export"))
-    trainer = Trainer(accelerator="cpu", max_epochs=2, logger=False, enable_progress_bar=False, enable_checkpointing=False,
-                      enable_model_summary=False, callbacks=[_StopAt(2, raise_error)], default_root_dir=tmp_path)
+    trainer = Trainer(
+        accelerator="cpu",
+        max_epochs=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        callbacks=[_StopAt(2, raise_error)],
+        default_root_dir=tmp_path,
+    )
     dm = _datamodule(synthetic_store, batch_size=4, image_size=32)
     with caplog.at_level("WARNING", logger="anaus_pl.tasks.pretrain"):
         if raise_error:
@@ -152,7 +190,9 @@ def test_a_fit_cut_short_records_its_steps_and_warns(synthetic_store: Path, tmp_
     meta = json.loads((tmp_path / "export" / "encoder.json").read_text())
     assert (meta["steps_done"], meta["steps_planned"]) == (2, 2 * 32 // 4)
     assert "stopped after 2 of 16 planned steps" in caplog.text
-    assert schedule_note(f"encoder:{tmp_path / 'export' / 'encoder.pt'}") == " (**pretraining stopped at step 2 of 16**)"
+    assert (
+        schedule_note(f"encoder:{tmp_path / 'export' / 'encoder.pt'}") == " (**pretraining stopped at step 2 of 16**)"
+    )
 
 
 def test_a_complete_schedule_is_noted_as_such(tmp_path: Path) -> None:

@@ -39,10 +39,12 @@ class RowSeededRegions(PretrainTask):
         for i in range(mask_a.shape[0]):
             with torch.random.fork_rng():
                 torch.manual_seed(1000 * self.draws + self.row_offset + i)
-                rows.append(super().draw_regions(mask_a[i:i + 1], mask_b[i:i + 1], image_size, NUM_IDS))
+                rows.append(super().draw_regions(mask_a[i : i + 1], mask_b[i : i + 1], image_size, NUM_IDS))
         # rows of (regions_a, regions_b, slots), each {scale: (tensor, tensor)} -> the same for the batch
-        return tuple({scale: tuple(torch.cat(parts) for parts in zip(*(row[k][scale] for row in rows)))
-                      for scale in rows[0][k]} for k in range(3))
+        return tuple(
+            {scale: tuple(torch.cat(parts) for parts in zip(*(row[k][scale] for row in rows))) for scale in rows[0][k]}
+            for k in range(3)
+        )
 
 
 def _task(state: dict | None = None) -> RowSeededRegions:
@@ -68,7 +70,7 @@ def _worker(rank: int, world: int, port: int, state: dict, batch: dict, queue) -
     n = batch["view1"].shape[0] // world
     task = _task(state)
     task.row_offset = rank * n
-    loss, gradient = _loss_and_gradient(task, {k: v[rank * n:(rank + 1) * n] for k, v in batch.items()})
+    loss, gradient = _loss_and_gradient(task, {k: v[rank * n : (rank + 1) * n] for k, v in batch.items()})
     # what DDP does: the mean of the ranks' losses (logged) and of their gradients (applied)
     loss = torch.tensor(loss)
     for tensor in (loss, gradient):

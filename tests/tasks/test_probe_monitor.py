@@ -48,7 +48,7 @@ class TinyTask(LightningModule):
         self.head = nn.Sequential(nn.Dropout(0.5), nn.Linear(512, 1))
 
     def training_step(self, batch, batch_idx):
-        images, = batch
+        (images,) = batch
         loss = self.head(self.backbone(images.expand(-1, 3, -1, -1))).tanh().square().mean() + 0 * random.random()
         self.losses.append(loss.item())
         return loss
@@ -62,8 +62,15 @@ def _fit(tmp_path: Path, callbacks: list) -> list[float]:
     module = TinyTask()
     module.losses = []
     data = DataLoader(TensorDataset(torch.rand(12, 1, 32, 32)), batch_size=4, shuffle=True)
-    trainer = Trainer(max_epochs=3, accelerator="cpu", logger=CSVLogger(tmp_path), callbacks=callbacks,
-                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        logger=CSVLogger(tmp_path),
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(module, data)
     return module.losses
 
@@ -77,8 +84,15 @@ def test_loss_curve_is_the_same_with_and_without_the_monitor(tmp_path: Path, mon
         return real(*args, **kwargs)
 
     monkeypatch.setattr(probe_monitor, "probe_accuracies", greedy)
-    monitor = ProbeMonitor(layout=HeldBrightness.name, root=str(tmp_path), every_n_epochs=1, image_size=32, n_folds=2,
-                           knn_k=3, backbone="backbone")
+    monitor = ProbeMonitor(
+        layout=HeldBrightness.name,
+        root=str(tmp_path),
+        every_n_epochs=1,
+        image_size=32,
+        n_folds=2,
+        knn_k=3,
+        backbone="backbone",
+    )
     plain = _fit(tmp_path / "plain", [])
     monitored = _fit(tmp_path / "monitored", [monitor])
     assert len(plain) == 9 and all(np.isfinite(plain)) and plain == monitored

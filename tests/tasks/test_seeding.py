@@ -19,8 +19,16 @@ from anaus_pl.models.regions import region_areas, sample_region_ids
 from anaus_pl.randomness import SampleStreams, global_rank, run_seed, step_generator
 from anaus_pl.tasks.pretrain import PretrainTask
 
-TINY = dict(scales=["c5", "p3"], fpn_channels=16, projector_hidden=32, embedding_dim=16, predictor_hidden=32,
-            regions_per_view=4, log_images_every_n_steps=0, channels_last=False)
+TINY = dict(
+    scales=["c5", "p3"],
+    fpn_channels=16,
+    projector_hidden=32,
+    embedding_dim=16,
+    predictor_hidden=32,
+    regions_per_view=4,
+    log_images_every_n_steps=0,
+    channels_last=False,
+)
 VIEWS = ViewConfig(image_size=32, core_size=32)
 
 
@@ -30,10 +38,15 @@ def grey_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     frames, size = 16, 48
     writer = AnatomyStoreWriter(tmp_path_factory.mktemp("grey") / "anatomy.h5", ["a", "b"], size)
     masks = np.zeros((frames, size, size), np.uint8)
-    masks[:, :, size // 2:] = 1
-    masks[:, size // 2:, :] = 2
-    writer.append(np.full((frames, size, size), 120, np.uint8), masks, np.full((frames, 2), size, np.int32),
-                  np.ones((frames, 2), np.float32), [f"grey/{i}.png" for i in range(frames)])
+    masks[:, :, size // 2 :] = 1
+    masks[:, size // 2 :, :] = 2
+    writer.append(
+        np.full((frames, size, size), 120, np.uint8),
+        masks,
+        np.full((frames, 2), size, np.int32),
+        np.ones((frames, 2), np.float32),
+        [f"grey/{i}.png" for i in range(frames)],
+    )
     return writer.finalize()
 
 
@@ -60,7 +73,9 @@ def test_two_workers_draw_different_augmentation(grey_store: Path, seed_zero: No
     assert means == _view_means(grey_store, num_workers=0)  # and a sample's draw does not depend on the worker
 
 
-def test_same_seed_same_first_batch_other_seed_or_epoch_other_batch(synthetic_store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_same_seed_same_first_batch_other_seed_or_epoch_other_batch(
+    synthetic_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def first_batch(epoch: int = 0) -> dict[str, torch.Tensor]:
         loader = _datamodule(synthetic_store, batch_size=4).train_dataloader()
         loader.sampler.set_epoch(epoch)
@@ -121,9 +136,19 @@ def test_two_gloo_ranks_draw_different_crops_corruption_and_regions(grey_store: 
 
 def _fit_weights(store: Path, root: Path) -> dict[str, torch.Tensor]:
     seed_everything(0)
-    task = PretrainTask(**TINY, optimizer="adamw", base_lr=1e-3, scale_lr=False, warmup_epochs=0.5, export_dir=str(root / "export"))
-    trainer = Trainer(accelerator="cpu", max_steps=2, logger=False, enable_progress_bar=False, enable_checkpointing=False,
-                      enable_model_summary=False, default_root_dir=root, deterministic=True)
+    task = PretrainTask(
+        **TINY, optimizer="adamw", base_lr=1e-3, scale_lr=False, warmup_epochs=0.5, export_dir=str(root / "export")
+    )
+    trainer = Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        deterministic=True,
+    )
     dm = PretrainDataModule(str(store), batch_size=2, num_workers=0, views=ViewConfig(image_size=32, core_size=32))
     trainer.fit(task, datamodule=dm)
     return {k: v.clone() for k, v in task.online.encoder.backbone.state_dict().items()}

@@ -68,22 +68,34 @@ def open_error(path: Path, error: OSError, writing: bool = False) -> StoreError:
     """
     text = " ".join(str(error).split())
     if path.is_file() and path.stat().st_size == 0:
-        return StoreError(f"{path}: zero-byte file (its writer died before writing anything); delete it and rerun annotate")
+        return StoreError(
+            f"{path}: zero-byte file (its writer died before writing anything); delete it and rerun annotate"
+        )
     if "h5clear" in text or "consistency flags" in text:
-        return StoreError(f"{path}: HDF5 reports this file was not closed by its writer ({text}); if no run is writing it, "
-                          f"run `h5clear -s {path}`, or delete it and rerun annotate")
-    code = error.errno or next((c for c in (errno.EACCES, errno.EROFS, errno.ENOSPC, errno.ENOENT, errno.ENOTDIR)
-                                if f"errno = {c}," in text), None)
+        return StoreError(
+            f"{path}: HDF5 reports this file was not closed by its writer ({text}); if no run is writing it, "
+            f"run `h5clear -s {path}`, or delete it and rerun annotate"
+        )
+    code = error.errno or next(
+        (c for c in (errno.EACCES, errno.EROFS, errno.ENOSPC, errno.ENOENT, errno.ENOTDIR) if f"errno = {c}," in text),
+        None,
+    )
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return StoreError(f"{path}: permission denied or read-only file system ({os.strerror(code)}); make "
-                          f"{path.parent} writable or set store.path to a writable folder")
+        return StoreError(
+            f"{path}: permission denied or read-only file system ({os.strerror(code)}); make "
+            f"{path.parent} writable or set store.path to a writable folder"
+        )
     if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        return StoreError(f"{path}: disk full or file size limit reached ({text}); free space and rerun the same command: "
-                          "committed frames are kept and the run resumes")
+        return StoreError(
+            f"{path}: disk full or file size limit reached ({text}); free space and rerun the same command: "
+            "committed frames are kept and the run resumes"
+        )
     if writing:
         return StoreError(f"{path}: cannot be written ({text}); set store.path to a writable folder")
-    return StoreError(f"{path}: HDF5 cannot read this file ({text}); it is damaged: move it aside or delete it and "
-                      "rerun annotate (its frames are annotated again)")
+    return StoreError(
+        f"{path}: HDF5 cannot read this file ({text}); it is damaged: move it aside or delete it and "
+        "rerun annotate (its frames are annotated again)"
+    )
 
 
 def check_writable(path: str | Path) -> None:
@@ -102,9 +114,11 @@ def check_space(path: Path, needed: int) -> None:
     """Raise :class:`StoreError` unless ``path``'s file system has ``needed`` bytes (plus a reserve) free."""
     free = shutil.disk_usage(path.parent).free
     if free < needed + RESERVE_BYTES:
-        raise StoreError(f"{path}: disk full: the next batch needs about {(needed + RESERVE_BYTES) / 2**20:.0f} MiB, "
-                         f"{free / 2**20:.0f} MiB are free on {path.parent}; free space (or set store.path elsewhere) and "
-                         "rerun the same command: committed frames are kept and the run resumes")
+        raise StoreError(
+            f"{path}: disk full: the next batch needs about {(needed + RESERVE_BYTES) / 2**20:.0f} MiB, "
+            f"{free / 2**20:.0f} MiB are free on {path.parent}; free space (or set store.path elsewhere) and "
+            "rerun the same command: committed frames are kept and the run resumes"
+        )
 
 
 class StoreLock:
@@ -127,8 +141,10 @@ class StoreLock:
             handle.seek(0)
             holder = handle.read().strip() or "unknown process"
             handle.close()
-            raise StoreError(f"{self.path.with_suffix('')}: another annotate run is writing this store ({holder}); wait for "
-                             "it to finish, stop it, or set store.path to another file") from None
+            raise StoreError(
+                f"{self.path.with_suffix('')}: another annotate run is writing this store ({holder}); wait for "
+                "it to finish, stop it, or set store.path to another file"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}")
@@ -155,8 +171,11 @@ def shard_path(path: str | Path, rank: int, attempt: int) -> Path:
 
 def _shards(path: Path) -> list[tuple[int, int, Path]]:
     pattern = re.compile(re.escape(path.name) + r"\.a(\d+)\.rank(\d+)" + re.escape(PARTIAL_SUFFIX) + "$")
-    found = [(int(m.group(1)), int(m.group(2)), p) for p in path.parent.glob(path.name + ".a*" + PARTIAL_SUFFIX)
-             if (m := pattern.match(p.name))]
+    found = [
+        (int(m.group(1)), int(m.group(2)), p)
+        for p in path.parent.glob(path.name + ".a*" + PARTIAL_SUFFIX)
+        if (m := pattern.match(p.name))
+    ]
     return sorted(found)
 
 
@@ -184,7 +203,7 @@ _COMMITTED = {"source": "committed_frames", "skipped": "committed_skipped", "dro
 
 def _committed(handle: h5py.File, name: str) -> list[str]:
     """The committed entries of string dataset ``name`` (``source``, ``skipped`` or ``dropped_empty``)."""
-    return _decode(handle[name][:int(handle.attrs[_COMMITTED[name]])])
+    return _decode(handle[name][: int(handle.attrs[_COMMITTED[name]])])
 
 
 class AnatomyStoreWriter:
@@ -201,8 +220,14 @@ class AnatomyStoreWriter:
     the same flush as the frames they count.
     """
 
-    def __init__(self, path: str | Path, classes: Sequence[str], size: int, attrs: Mapping[str, Any] | None = None,
-                 partial: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        classes: Sequence[str],
+        size: int,
+        attrs: Mapping[str, Any] | None = None,
+        partial: str | Path | None = None,
+    ) -> None:
         self.path = Path(path)
         self.partial = Path(partial) if partial is not None else partial_path(self.path)
         self.classes = list(classes)
@@ -217,8 +242,12 @@ class AnatomyStoreWriter:
             self._check_compatible()
             if "class_pixels" not in self._file:  # a partial file of an older version: count its committed rows once
                 c = len(self.classes)
-                self._file.create_dataset("class_pixels", data=frame_class_pixels(self._file["masks"][:len(self)], c).reshape(-1, c),
-                                          maxshape=(None, c), chunks=(1024, c))
+                self._file.create_dataset(
+                    "class_pixels",
+                    data=frame_class_pixels(self._file["masks"][: len(self)], c).reshape(-1, c),
+                    maxshape=(None, c),
+                    chunks=(1024, c),
+                )
             self._truncate_to_committed()
         else:
             self._create(attrs or {})
@@ -244,23 +273,38 @@ class AnatomyStoreWriter:
         self._file.create_dataset("class_pixels", (0, c), np.int64, maxshape=(None, c), chunks=(1024, c))
         for name in ("source", "skipped", "dropped_empty"):
             self._file.create_dataset(name, (0,), _STRING, maxshape=(None,), chunks=(1024,))
-        self._file.attrs.update({"schema": SCHEMA, "version": __version__, "classes": json.dumps(self.classes), "size": s})
+        self._file.attrs.update(
+            {"schema": SCHEMA, "version": __version__, "classes": json.dumps(self.classes), "size": s}
+        )
         self._file.attrs.update(_zero_counters(c))
         for key, value in attrs.items():
             self._file.attrs[key] = _attr_value(value)
 
     def _check_compatible(self) -> None:
         attrs = self._file.attrs
-        if int(attrs.get("schema", -1)) != SCHEMA or int(attrs["size"]) != self.size or json.loads(attrs["classes"]) != self.classes:
-            raise StoreError(f"{self.partial}: an unfinished store of another size, class list or schema exists; "
-                             "delete it or write to another path")
+        if (
+            int(attrs.get("schema", -1)) != SCHEMA
+            or int(attrs["size"]) != self.size
+            or json.loads(attrs["classes"]) != self.classes
+        ):
+            raise StoreError(
+                f"{self.partial}: an unfinished store of another size, class list or schema exists; "
+                "delete it or write to another path"
+            )
 
     def _truncate_to_committed(self) -> None:
         """Drop rows a killed writer appended after its last commit."""
         attrs = self._file.attrs
-        lengths = {"images": "committed_frames", "masks": "committed_frames", "valid_hw": "committed_frames",
-                   "scores": "committed_frames", "source": "committed_frames", "class_pixels": "committed_frames",
-                   "skipped": "committed_skipped", "dropped_empty": "committed_dropped"}
+        lengths = {
+            "images": "committed_frames",
+            "masks": "committed_frames",
+            "valid_hw": "committed_frames",
+            "scores": "committed_frames",
+            "source": "committed_frames",
+            "class_pixels": "committed_frames",
+            "skipped": "committed_skipped",
+            "dropped_empty": "committed_dropped",
+        }
         for name, key in lengths.items():
             if self._file[name].shape[0] != int(attrs[key]):
                 self._file[name].resize(int(attrs[key]), axis=0)
@@ -273,8 +317,16 @@ class AnatomyStoreWriter:
         """The committed counters: frames, skipped, dropped, per-class frames and pixels, valid pixels."""
         return {key: self._file.attrs[key] for key in _zero_counters(len(self.classes))}
 
-    def append(self, images: np.ndarray, masks: np.ndarray, valid_hw: np.ndarray, scores: np.ndarray, sources: Sequence[str],
-               dropped: Sequence[str] = (), skipped: Sequence[str] = ()) -> None:
+    def append(
+        self,
+        images: np.ndarray,
+        masks: np.ndarray,
+        valid_hw: np.ndarray,
+        scores: np.ndarray,
+        sources: Sequence[str],
+        dropped: Sequence[str] = (),
+        skipped: Sequence[str] = (),
+    ) -> None:
         """Append a batch, note sources ``dropped`` as empty or ``skipped`` as unreadable, and commit.
 
         The commit (counters, then a flush) comes last: a kill before it loses
@@ -292,12 +344,21 @@ class AnatomyStoreWriter:
         check_space(self.partial, np.asarray(images).nbytes + np.asarray(masks).nbytes + per_frame.nbytes + strings)
         try:
             if n:
-                for name, data in (("images", images), ("masks", masks), ("valid_hw", valid_hw), ("scores", scores),
-                                   ("class_pixels", per_frame), ("source", list(sources))):
+                for name, data in (
+                    ("images", images),
+                    ("masks", masks),
+                    ("valid_hw", valid_hw),
+                    ("scores", scores),
+                    ("class_pixels", per_frame),
+                    ("source", list(sources)),
+                ):
                     dataset = self._file[name]
                     dataset.resize(start + n, axis=0)
                     dataset[start:] = data
-            for name, key, values in (("dropped_empty", "committed_dropped", dropped), ("skipped", "committed_skipped", skipped)):
+            for name, key, values in (
+                ("dropped_empty", "committed_dropped", dropped),
+                ("skipped", "committed_skipped", skipped),
+            ):
                 if values:
                     dataset, begin = self._file[name], int(attrs[key])
                     dataset.resize(begin + len(values), axis=0)
@@ -326,8 +387,14 @@ class AnatomyStoreWriter:
 
 def _zero_counters(num_classes: int) -> dict[str, Any]:
     """Initial values of a shard's committed counters."""
-    return {"committed_frames": 0, "committed_skipped": 0, "committed_dropped": 0, "valid_pixels": 0,
-            "class_frames": np.zeros(num_classes, np.int64), "class_pixels": np.zeros(num_classes, np.int64)}
+    return {
+        "committed_frames": 0,
+        "committed_skipped": 0,
+        "committed_dropped": 0,
+        "valid_pixels": 0,
+        "class_frames": np.zeros(num_classes, np.int64),
+        "class_pixels": np.zeros(num_classes, np.int64),
+    }
 
 
 def frame_class_pixels(masks: np.ndarray, num_classes: int) -> np.ndarray:
@@ -335,7 +402,7 @@ def frame_class_pixels(masks: np.ndarray, num_classes: int) -> np.ndarray:
     if masks.size == 0:
         return np.zeros((0, num_classes), np.int64)
     flat = masks.reshape(len(masks), -1)
-    return np.stack([np.bincount(row, minlength=num_classes + 1)[1:num_classes + 1] for row in flat]).astype(np.int64)
+    return np.stack([np.bincount(row, minlength=num_classes + 1)[1 : num_classes + 1] for row in flat]).astype(np.int64)
 
 
 def open_shard(path: Path) -> h5py.File:
@@ -351,7 +418,7 @@ def recorded_config_hashes(path: str | Path) -> dict[Path, str]:
     path = Path(path)
     found: dict[Path, str] = {}
     for file in ([path] if path.is_file() else []) + shard_paths(path):
-        with (open_shard(file) if file != path else h5py.File(file, "r")) as handle:
+        with open_shard(file) if file != path else h5py.File(file, "r") as handle:
             if "config_sha256" in handle.attrs:
                 found[file] = str(handle.attrs["config_sha256"])
     return found
@@ -368,8 +435,13 @@ def completed_sources(path: str | Path) -> set[str]:
     return done
 
 
-def merge_shards(path: str | Path, shards: Sequence[str | Path], order: Sequence[str] = (),
-                 attrs: Mapping[str, Any] | None = None, remove_shards: bool = True) -> dict[str, Any]:
+def merge_shards(
+    path: str | Path,
+    shards: Sequence[str | Path],
+    order: Sequence[str] = (),
+    attrs: Mapping[str, Any] | None = None,
+    remove_shards: bool = True,
+) -> dict[str, Any]:
     """Join rank shards into the finished store ``path``; return its counters.
 
     Frames are ordered by their position in ``order`` (the run's input order;
@@ -394,7 +466,9 @@ def merge_shards(path: str | Path, shards: Sequence[str | Path], order: Sequence
         dropped: set[str] = set()
         for k, handle in enumerate(handles):
             if json.loads(handle.attrs["classes"]) != classes or int(handle.attrs["size"]) != size:
-                raise StoreError(f"{shards[k]}: shard of another class list or size than {shards[0]}; delete the stale shard")
+                raise StoreError(
+                    f"{shards[k]}: shard of another class list or size than {shards[0]}; delete the stale shard"
+                )
             for i, source in enumerate(_committed(handle, "source")):
                 rows.setdefault(source, (k, i))
             skipped.update(_committed(handle, "skipped"))
@@ -409,7 +483,9 @@ def merge_shards(path: str | Path, shards: Sequence[str | Path], order: Sequence
                 out.create_dataset(name, (n, size, size), np.uint8, chunks=(1, size, size), **common)
             valid_hw = np.zeros((n, 2), np.int32)
             scores = np.zeros((n, c), np.float32)
-            pixels = np.zeros((n, c), np.int64)  # the statistics count each merged row once, however many shards hold it
+            pixels = np.zeros(
+                (n, c), np.int64
+            )  # the statistics count each merged row once, however many shards hold it
             for j, source in enumerate(ordered):
                 k, i = rows[source]
                 for name in ("images", "masks"):
@@ -417,8 +493,11 @@ def merge_shards(path: str | Path, shards: Sequence[str | Path], order: Sequence
                     out[name].id.write_direct_chunk((j, 0, 0), chunk, mask)
                 valid_hw[j] = handles[k]["valid_hw"][i]
                 scores[j] = handles[k]["scores"][i]
-                pixels[j] = (handles[k]["class_pixels"][i] if "class_pixels" in handles[k]  # shards of older versions lack it
-                             else frame_class_pixels(handles[k]["masks"][i:i + 1], c)[0])
+                pixels[j] = (
+                    handles[k]["class_pixels"][i]
+                    if "class_pixels" in handles[k]  # shards of older versions lack it
+                    else frame_class_pixels(handles[k]["masks"][i : i + 1], c)[0]
+                )
             out.create_dataset("valid_hw", data=valid_hw, chunks=(max(1, min(n, 1024)), 2))
             out.create_dataset("scores", data=scores, chunks=(max(1, min(n, 1024)), max(1, c)))
             out.create_dataset("source", data=ordered, dtype=_STRING, chunks=(max(1, min(n, 1024)),))
@@ -429,9 +508,14 @@ def merge_shards(path: str | Path, shards: Sequence[str | Path], order: Sequence
                     out.attrs[key] = value
             for key, value in (attrs or {}).items():
                 out.attrs[key] = _attr_value(value)
-            counters = {"frames_written": n, "frames_skipped": len(skipped), "frames_dropped_empty": len(dropped),
-                        "class_frames": (pixels > 0).sum(0), "class_pixels": pixels.sum(0),
-                        "valid_pixels": int((valid_hw.astype(np.int64).prod(axis=1)).sum())}
+            counters = {
+                "frames_written": n,
+                "frames_skipped": len(skipped),
+                "frames_dropped_empty": len(dropped),
+                "class_frames": (pixels > 0).sum(0),
+                "class_pixels": pixels.sum(0),
+                "valid_pixels": int((valid_hw.astype(np.int64).prod(axis=1)).sum()),
+            }
             out.attrs.update(counters)
     finally:
         for handle in handles:
@@ -455,7 +539,9 @@ class AnatomyStore:
         with h5py.File(self.path, "r") as handle:
             attrs = dict(handle.attrs)
             if int(attrs.get("schema", -1)) != SCHEMA:
-                raise StoreError(f"{self.path}: schema {attrs.get('schema')} is not {SCHEMA}; re-annotate with this version")
+                raise StoreError(
+                    f"{self.path}: schema {attrs.get('schema')} is not {SCHEMA}; re-annotate with this version"
+                )
             self._length = int(handle["images"].shape[0])
         self.classes: list[str] = json.loads(attrs["classes"])
         self.size = int(attrs["size"])

@@ -38,7 +38,9 @@ class CorruptionConfig:
     inpaint_max: float = 0.2
 
 
-def local_pixel_shuffle(images: torch.Tensor, block: int, p_image: float, p_block: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def local_pixel_shuffle(
+    images: torch.Tensor, block: int, p_image: float, p_block: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Permute the pixels inside square blocks of a ``block``-pixel grid.
 
     ``images (B, C, H, W)``; a block is shuffled when its image is chosen
@@ -55,14 +57,19 @@ def local_pixel_shuffle(images: torch.Tensor, block: int, p_image: float, p_bloc
     order = keys.argsort(dim=2).expand(-1, c, -1, -1)
     shuffled = torch.gather(patches, 2, order)
     chosen = (torch.rand(b, 1, 1, 1, generator=generator, device=images.device) < p_image) & (
-        torch.rand(b, 1, 1, gh * gw, generator=generator, device=images.device) < p_block)
+        torch.rand(b, 1, 1, gh * gw, generator=generator, device=images.device) < p_block
+    )
     patches = torch.where(chosen, shuffled, patches)
     out = images.clone()
-    out[..., : gh * block, : gw * block] = F.fold(patches.view(b, c * block * block, gh * gw), (gh * block, gw * block), block, stride=block)
+    out[..., : gh * block, : gw * block] = F.fold(
+        patches.view(b, c * block * block, gh * gw), (gh * block, gw * block), block, stride=block
+    )
     return out
 
 
-def bezier_intensity(images: torch.Tensor, p_image: float, points: int = 256, generator: torch.Generator | None = None) -> torch.Tensor:
+def bezier_intensity(
+    images: torch.Tensor, p_image: float, points: int = 256, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Map intensities through a random cubic Bezier curve from (0, 0) to (1, 1), per image.
 
     Control points P1, P2 are uniform in [0, 1]^2; the curve is sampled at
@@ -86,7 +93,14 @@ def bezier_intensity(images: torch.Tensor, p_image: float, points: int = 256, ge
     return torch.where(chosen, mapped, images)
 
 
-def inpaint_noise(images: torch.Tensor, trials: int, p_trial: float, min_fraction: float, max_fraction: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def inpaint_noise(
+    images: torch.Tensor,
+    trials: int,
+    p_trial: float,
+    min_fraction: float,
+    max_fraction: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Fill random rectangles (each kept with ``p_trial``) with uniform noise in [0, 1]."""
     b, c, h, w = images.shape
     device = images.device
@@ -97,8 +111,12 @@ def inpaint_noise(images: torch.Tensor, trials: int, p_trial: float, min_fractio
     left = (rand(b, trials) * (w - rect_w + 1)).long()
     rows = torch.arange(h, device=device)[None, None, :, None]
     cols = torch.arange(w, device=device)[None, None, None, :]
-    inside = ((rows >= top[..., None, None]) & (rows < (top + rect_h)[..., None, None])
-              & (cols >= left[..., None, None]) & (cols < (left + rect_w)[..., None, None]))
+    inside = (
+        (rows >= top[..., None, None])
+        & (rows < (top + rect_h)[..., None, None])
+        & (cols >= left[..., None, None])
+        & (cols < (left + rect_w)[..., None, None])
+    )
     kept = (rand(b, trials) < p_trial)[..., None, None]
     holes = (inside & kept).any(1, keepdim=True)  # (B, 1, H, W)
     return torch.where(holes, rand(b, 1, h, w).to(images.dtype), images)
@@ -109,4 +127,6 @@ def corrupt(images: torch.Tensor, config: CorruptionConfig, generator: torch.Gen
     block = max(2, round(config.shuffle_block_fraction * images.shape[-1]))
     out = local_pixel_shuffle(images, block, config.shuffle_p, config.shuffle_fraction, generator)
     out = bezier_intensity(out, config.nonlinear_p, generator=generator)
-    return inpaint_noise(out, config.inpaint_trials, config.inpaint_p, config.inpaint_min, config.inpaint_max, generator)
+    return inpaint_noise(
+        out, config.inpaint_trials, config.inpaint_p, config.inpaint_min, config.inpaint_max, generator
+    )

@@ -75,9 +75,13 @@ class FrameInput:
         if self.frame_stride < 1:
             raise ValueError(f"input {self.path}: frame_stride must be >= 1, got {self.frame_stride}")
         if self.max_frames_per_video is not None and self.max_frames_per_video < 1:
-            raise ValueError(f"input {self.path}: max_frames_per_video must be >= 1 or null, got {self.max_frames_per_video}")
+            raise ValueError(
+                f"input {self.path}: max_frames_per_video must be >= 1 or null, got {self.max_frames_per_video}"
+            )
         if self.classes is not None and (not self.classes or len(set(self.classes)) != len(self.classes)):
-            raise ValueError(f"input {self.path}: classes must name each class once (null: every class), got {self.classes}")
+            raise ValueError(
+                f"input {self.path}: classes must name each class once (null: every class), got {self.classes}"
+            )
 
     def class_mask(self, names: Sequence[str]) -> np.ndarray:
         """``bool (C,)`` over the predictor's class ``names``: True where this input's frames may hold the class."""
@@ -85,8 +89,10 @@ class FrameInput:
             return np.ones(len(names), bool)
         unknown = [name for name in self.classes if name not in names]
         if unknown:
-            raise ValueError(f"input {self.path}: classes {unknown} are not classes of the LP-SAM checkpoint; "
-                             f"valid classes: {', '.join(names)}")
+            raise ValueError(
+                f"input {self.path}: classes {unknown} are not classes of the LP-SAM checkpoint; "
+                f"valid classes: {', '.join(names)}"
+            )
         return np.array([name in self.classes for name in names], bool)
 
 
@@ -112,9 +118,22 @@ class FrameTable(Sequence[FrameRef]):
     (pytorch/pytorch#13246).
     """
 
-    def __init__(self, paths: np.ndarray, path_index: np.ndarray, frame_index: np.ndarray, input_index: np.ndarray,
-                 extras: np.ndarray, extra_offsets: np.ndarray, rows: np.ndarray | None = None) -> None:
-        self._paths, self._path_index, self._frame_index, self._input_index = paths, path_index, frame_index, input_index
+    def __init__(
+        self,
+        paths: np.ndarray,
+        path_index: np.ndarray,
+        frame_index: np.ndarray,
+        input_index: np.ndarray,
+        extras: np.ndarray,
+        extra_offsets: np.ndarray,
+        rows: np.ndarray | None = None,
+    ) -> None:
+        self._paths, self._path_index, self._frame_index, self._input_index = (
+            paths,
+            path_index,
+            frame_index,
+            input_index,
+        )
         self._extras, self._extra_offsets = extras, extra_offsets
         self._rows = np.arange(len(path_index), dtype=np.int64) if rows is None else rows
 
@@ -135,8 +154,14 @@ class FrameTable(Sequence[FrameRef]):
                 extras += pickle.dumps((ref.layout_ref, ref.error), protocol=pickle.HIGHEST_PROTOCOL)
             offsets.append(len(extras))
         paths = np.array(list(interned), dtype=np.bytes_) if interned else np.zeros(0, np.bytes_)
-        return cls(paths, np.asarray(path_index, np.int32), np.asarray(frame_index, np.int64), np.asarray(input_index, np.int32),
-                   np.frombuffer(bytes(extras), np.uint8), np.asarray(offsets, np.int64))
+        return cls(
+            paths,
+            np.asarray(path_index, np.int32),
+            np.asarray(frame_index, np.int64),
+            np.asarray(input_index, np.int32),
+            np.frombuffer(bytes(extras), np.uint8),
+            np.asarray(offsets, np.int64),
+        )
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -165,12 +190,21 @@ class FrameTable(Sequence[FrameRef]):
 
     def subset(self, keep: Sequence[int] | np.ndarray) -> FrameTable:
         """The frames at positions ``keep``, in that order (shares the arrays)."""
-        return FrameTable(self._paths, self._path_index, self._frame_index, self._input_index, self._extras,
-                          self._extra_offsets, self._rows[np.asarray(keep, np.int64)])
+        return FrameTable(
+            self._paths,
+            self._path_index,
+            self._frame_index,
+            self._input_index,
+            self._extras,
+            self._extra_offsets,
+            self._rows[np.asarray(keep, np.int64)],
+        )
 
 
 def _selected(relative: str, spec: FrameInput) -> bool:
-    return any(fnmatch.fnmatch(relative, p) for p in spec.include) and not any(fnmatch.fnmatch(relative, p) for p in spec.exclude)
+    return any(fnmatch.fnmatch(relative, p) for p in spec.include) and not any(
+        fnmatch.fnmatch(relative, p) for p in spec.exclude
+    )
 
 
 def _video_length(path: Path) -> tuple[int, str | None]:
@@ -187,7 +221,7 @@ def _video_length(path: Path) -> tuple[int, str | None]:
 
 
 def _strided(indices: list[int], spec: FrameInput) -> list[int]:
-    return indices[::spec.frame_stride][:spec.max_frames_per_video]
+    return indices[:: spec.frame_stride][: spec.max_frames_per_video]
 
 
 def _file_refs(path: Path, input_index: int, spec: FrameInput) -> list[FrameRef]:
@@ -240,10 +274,19 @@ def _folder_files(root: Path, spec: FrameInput) -> list[Path]:
             if real not in chosen or (chosen[real][1].absolute() != Path(real) and path.absolute() == Path(real)):
                 chosen[real] = (key, path)
     if dangling:
-        log.warning("%s: skipped %d dangling symlinks (their targets do not exist): %s", root, len(dangling), ", ".join(dangling[:LISTED]))
+        log.warning(
+            "%s: skipped %d dangling symlinks (their targets do not exist): %s",
+            root,
+            len(dangling),
+            ", ".join(dangling[:LISTED]),
+        )
     if unsupported:
-        log.warning("%s: skipped %d files that no reader supports (images, videos, DICOM): %s", root, len(unsupported),
-                    ", ".join(unsupported[:LISTED]))
+        log.warning(
+            "%s: skipped %d files that no reader supports (images, videos, DICOM): %s",
+            root,
+            len(unsupported),
+            ", ".join(unsupported[:LISTED]),
+        )
     return [path for _, path in sorted(chosen.values(), key=lambda item: item[0])]
 
 
@@ -265,8 +308,10 @@ def check_inputs(inputs: Sequence[FrameInput]) -> None:
     """Raise ``FileNotFoundError`` naming the first input whose path does not exist (cheap: nothing is read)."""
     for i, spec in enumerate(inputs):
         if not Path(spec.path).exists():
-            raise FileNotFoundError(f"annotate input {spec.path} does not exist; fix data.init_args.inputs[{i}].path "
-                                    "(make data writes the phantom default)")
+            raise FileNotFoundError(
+                f"annotate input {spec.path} does not exist; fix data.init_args.inputs[{i}].path "
+                "(make data writes the phantom default)"
+            )
 
 
 def index_inputs(inputs: list[FrameInput]) -> tuple[FrameTable, list[Layout | None]]:
@@ -350,20 +395,27 @@ class FrameDecoder:
             self.close()
             capture = cv2.VideoCapture(str(path))
             if not capture.isOpened():
-                raise FrameReadError(path, "OpenCV cannot open this video", "convert it to mp4 (H.264) or extract its frames as PNG")
+                raise FrameReadError(
+                    path, "OpenCV cannot open this video", "convert it to mp4 (H.264) or extract its frames as PNG"
+                )
             self._video = (str(path), capture, 0)
         name, capture, position = self._video
         while position < frame:
             if not capture.grab():
                 self.close()
-                raise FrameReadError(path, f"frame {frame} is past the end of the video ({position} frames decode)",
-                                     "the container's frame count is wrong or the file is truncated")
+                raise FrameReadError(
+                    path,
+                    f"frame {frame} is past the end of the video ({position} frames decode)",
+                    "the container's frame count is wrong or the file is truncated",
+                )
             position += 1
         ok, image = capture.read()
         self._video = (name, capture, position + 1)
         if not ok:
             self.close()
-            raise FrameReadError(path, f"frame {frame} does not decode", "the file is truncated or corrupt: re-export it")
+            raise FrameReadError(
+                path, f"frame {frame} does not decode", "the file is truncated or corrupt: re-export it"
+            )
         return to_uint8_gray(image[..., ::-1] if image.ndim == 3 else image, f"{path}#{frame}")
 
     def close(self) -> None:

@@ -59,8 +59,11 @@ def to_uint8_gray(array: np.ndarray, path: str | Path = "<array>") -> np.ndarray
             luma = array[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
             array = np.rint(luma).astype(np.uint8) if array.dtype == np.uint8 else luma
     if array.ndim != 2:
-        raise FrameReadError(path, f"expected a 2-D frame, got an array of shape {array.shape}",
-                             "pass one frame of a video or volume with the path#frame syntax")
+        raise FrameReadError(
+            path,
+            f"expected a 2-D frame, got an array of shape {array.shape}",
+            "pass one frame of a video or volume with the path#frame syntax",
+        )
     if array.dtype == np.uint8:
         return np.ascontiguousarray(array)
     if array.dtype == bool:
@@ -83,10 +86,15 @@ def _open_pil(path: Path) -> Image.Image:
         image = Image.open(path)
         image.load()
     except Image.DecompressionBombError as error:
-        raise FrameReadError(path, f"refused to decode: {error}",
-                             "a header this large is corrupt or hostile; if the image is genuine, downscale it") from error
+        raise FrameReadError(
+            path,
+            f"refused to decode: {error}",
+            "a header this large is corrupt or hostile; if the image is genuine, downscale it",
+        ) from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise FrameReadError(path, f"not a readable image ({error})", "the file is corrupt or truncated: re-download it or exclude it") from error
+        raise FrameReadError(
+            path, f"not a readable image ({error})", "the file is corrupt or truncated: re-download it or exclude it"
+        ) from error
     return image
 
 
@@ -136,7 +144,9 @@ def as_label_map(array: np.ndarray, path: str | Path) -> np.ndarray:
         if not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
             raise FrameReadError(path, "mask holds non-integer values", "save masks as integer label maps")
     if array.size and (array.min() < 0 or array.max() > 255):
-        raise FrameReadError(path, f"mask values span {array.min()}..{array.max()}, outside 0..255", "store labels as uint8")
+        raise FrameReadError(
+            path, f"mask values span {array.min()}..{array.max()}, outside 0..255", "store labels as uint8"
+        )
     return array.astype(np.uint8)
 
 
@@ -147,7 +157,9 @@ def _open_video(path: Path):
         raise FrameReadError(path, "file not found", "check the data root")
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
-        raise FrameReadError(path, "OpenCV cannot open this video", "convert it to mp4 (H.264) or extract its frames as PNG")
+        raise FrameReadError(
+            path, "OpenCV cannot open this video", "convert it to mp4 (H.264) or extract its frames as PNG"
+        )
     return capture
 
 
@@ -156,7 +168,9 @@ def count_video_frames(path: str | Path) -> int:
     return sum(1 for _ in read_video_frames(path))
 
 
-def read_video_frames(path: str | Path, stride: int = 1, max_frames: int | None = None, start: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+def read_video_frames(
+    path: str | Path, stride: int = 1, max_frames: int | None = None, start: int = 0
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(frame_index, uint8 (H, W))`` for every ``stride``-th frame from ``start``."""
     import cv2
 
@@ -237,7 +251,9 @@ def read_mat_array(path: str | Path, key: str | None = None) -> np.ndarray:
         with h5py.File(path, "r") as handle:
             content = {k: np.asarray(handle[k]).T for k in handle.keys() if not k.startswith("#")}
     except Exception as error:
-        raise FrameReadError(path, f"not a readable .mat file ({error})", "the file is corrupt: re-download it") from error
+        raise FrameReadError(
+            path, f"not a readable .mat file ({error})", "the file is corrupt: re-download it"
+        ) from error
     if key is None:
         arrays = [k for k, v in content.items() if isinstance(v, np.ndarray) and v.ndim >= 2]
         if len(arrays) != 1:
@@ -250,10 +266,22 @@ def read_mat_array(path: str | Path, key: str | None = None) -> np.ndarray:
 
 # compressed transfer syntax UID (suffix after 1.2.840.10008.1.2.4.) -> packages that give pydicom a decoder for it
 _LIBJPEG, _OPENJPEG = "pylibjpeg pylibjpeg-libjpeg", "pylibjpeg pylibjpeg-openjpeg"
-DICOM_DECODERS = {f"1.2.840.10008.1.2.4.{suffix}": package for suffix, package in {
-    "50": f"{_LIBJPEG} (or Pillow)", "51": _LIBJPEG, "57": _LIBJPEG, "70": _LIBJPEG,
-    "80": f"{_LIBJPEG} (or pyjpegls)", "81": f"{_LIBJPEG} (or pyjpegls)",
-    "90": _OPENJPEG, "91": _OPENJPEG, "201": _OPENJPEG, "202": _OPENJPEG, "203": _OPENJPEG}.items()}
+DICOM_DECODERS = {
+    f"1.2.840.10008.1.2.4.{suffix}": package
+    for suffix, package in {
+        "50": f"{_LIBJPEG} (or Pillow)",
+        "51": _LIBJPEG,
+        "57": _LIBJPEG,
+        "70": _LIBJPEG,
+        "80": f"{_LIBJPEG} (or pyjpegls)",
+        "81": f"{_LIBJPEG} (or pyjpegls)",
+        "90": _OPENJPEG,
+        "91": _OPENJPEG,
+        "201": _OPENJPEG,
+        "202": _OPENJPEG,
+        "203": _OPENJPEG,
+    }.items()
+}
 DICOM_MARKER_OFFSET = 128  # the 128-byte preamble, then b"DICM"
 
 
@@ -280,7 +308,9 @@ def _dicom(path: Path, stop_before_pixels: bool = False):
     try:
         return pydicom.dcmread(str(path), stop_before_pixels=stop_before_pixels)
     except Exception as error:  # pydicom raises several types for truncated or foreign files
-        raise FrameReadError(path, f"not a readable DICOM file ({error})", "the file is corrupt or not DICOM: re-export it") from error
+        raise FrameReadError(
+            path, f"not a readable DICOM file ({error})", "the file is corrupt or not DICOM: re-export it"
+        ) from error
 
 
 def count_dicom_frames(path: str | Path) -> int:
@@ -288,7 +318,9 @@ def count_dicom_frames(path: str | Path) -> int:
     path = Path(path)
     dataset = _dicom(path, stop_before_pixels=True)
     if "Rows" not in dataset:
-        raise FrameReadError(path, "DICOM file holds no image (no Rows)", "a report or structured document is no frame: exclude it")
+        raise FrameReadError(
+            path, "DICOM file holds no image (no Rows)", "a report or structured document is no frame: exclude it"
+        )
     return int(dataset.get("NumberOfFrames", 1) or 1)
 
 
@@ -307,9 +339,14 @@ def read_dicom_frames(path: str | Path) -> np.ndarray:
     except Exception as error:
         package = DICOM_DECODERS.get(syntax)
         if package is not None and ("plugin" in str(error).lower() or "decoder" in str(error).lower()):
-            raise FrameReadError(path, f"its transfer syntax {syntax} is compressed and no installed package decodes it",
-                                 f"pip install {package}") from error
-        raise FrameReadError(path, f"DICOM pixel data does not decode ({error})", "the file is truncated or corrupt: re-export it") from error
+            raise FrameReadError(
+                path,
+                f"its transfer syntax {syntax} is compressed and no installed package decodes it",
+                f"pip install {package}",
+            ) from error
+        raise FrameReadError(
+            path, f"DICOM pixel data does not decode ({error})", "the file is truncated or corrupt: re-export it"
+        ) from error
     frames = int(dataset.get("NumberOfFrames", 1) or 1)
     colour = int(dataset.get("SamplesPerPixel", 1)) > 1
     pixels = pixels.reshape(frames, *pixels.shape[-3:] if colour else pixels.shape[-2:])
@@ -343,8 +380,11 @@ def read_frame(source: str | Path) -> np.ndarray:
         return read_image(path)
     if is_dicom(path):
         return _pick(read_dicom_frames(path), frame, path)
-    raise FrameReadError(path, f"unknown file type {suffix!r}",
-                         f"supported: {sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES | VOLUME_SUFFIXES | DICOM_SUFFIXES)}")
+    raise FrameReadError(
+        path,
+        f"unknown file type {suffix!r}",
+        f"supported: {sorted(IMAGE_SUFFIXES | VIDEO_SUFFIXES | VOLUME_SUFFIXES | DICOM_SUFFIXES)}",
+    )
 
 
 def _pick(frames: np.ndarray, frame: int | None, path: Path) -> np.ndarray:

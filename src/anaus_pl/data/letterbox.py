@@ -38,7 +38,9 @@ def letterbox(array: np.ndarray, size: int, nearest: bool = False) -> tuple[np.n
     return out, (h, w)
 
 
-def unletterbox(array: np.ndarray, valid_hw: tuple[int, int], original_hw: tuple[int, int], nearest: bool = False) -> np.ndarray:
+def unletterbox(
+    array: np.ndarray, valid_hw: tuple[int, int], original_hw: tuple[int, int], nearest: bool = False
+) -> np.ndarray:
     """Undo :func:`letterbox`: crop the valid part and resize it to ``original_hw``."""
     h, w = (int(v) for v in valid_hw)
     crop = np.ascontiguousarray(array[:h, :w])

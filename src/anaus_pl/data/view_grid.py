@@ -7,8 +7,24 @@ from collections.abc import Sequence
 import torch
 from torchvision.utils import draw_segmentation_masks, make_grid
 
-_PALETTE = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45",
-            "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8", "#800000", "#aaffc3", "#808000"]
+_PALETTE = [
+    "#e6194b",
+    "#3cb44b",
+    "#4363d8",
+    "#f58231",
+    "#911eb4",
+    "#42d4f4",
+    "#f032e6",
+    "#bfef45",
+    "#fabed4",
+    "#469990",
+    "#dcbeff",
+    "#9a6324",
+    "#fffac8",
+    "#800000",
+    "#aaffc3",
+    "#808000",
+]
 
 
 def overlay(image: torch.Tensor, label_map: torch.Tensor, alpha: float = 0.35) -> torch.Tensor:
@@ -28,5 +44,9 @@ def view_grid(rows: Sequence[Sequence[tuple[torch.Tensor, torch.Tensor]]], size:
     for row in rows:
         for image, label_map in row:
             cell = overlay(image, label_map)
-            cells.append(torch.nn.functional.interpolate(cell[None].float(), size=(size, size), mode="nearest")[0].to(torch.uint8))
+            cells.append(
+                torch.nn.functional.interpolate(cell[None].float(), size=(size, size), mode="nearest")[0].to(
+                    torch.uint8
+                )
+            )
     return make_grid(cells, nrow=len(rows[0]), padding=2, pad_value=255)

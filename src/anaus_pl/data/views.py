@@ -119,13 +119,19 @@ def core_affine(region: Box, view: ViewGeometry, core_size: int) -> np.ndarray:
     return np.array([[ax, 0.0, cx], [0.0, ay, cy]], dtype=np.float64)
 
 
-def cut_core(view_image: np.ndarray, view_mask: np.ndarray, region: Box, view: ViewGeometry, core_size: int) -> tuple[np.ndarray, np.ndarray]:
+def cut_core(
+    view_image: np.ndarray, view_mask: np.ndarray, region: Box, view: ViewGeometry, core_size: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Cut the core ``region`` (frame coordinates) out of a view, unflipped, at ``core_size``."""
     matrix = core_affine(region, view, core_size)
     flags = cv2.WARP_INVERSE_MAP
-    image = cv2.warpAffine(view_image, matrix, (core_size, core_size), flags=flags | cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    image = cv2.warpAffine(
+        view_image, matrix, (core_size, core_size), flags=flags | cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
     # warpAffine's nearest neighbour rounds the (centre-based) source coordinate: aligned with the image
-    mask = cv2.warpAffine(view_mask, matrix, (core_size, core_size), flags=flags | cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+    mask = cv2.warpAffine(
+        view_mask, matrix, (core_size, core_size), flags=flags | cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE
+    )
     return image, mask
 
 
@@ -149,13 +155,23 @@ class TwoViewTransform:
         self.core_size = config.core_size or config.image_size
         sigma_scale = config.image_size / 224
         sigma = (config.blur_sigma[0] * sigma_scale, config.blur_sigma[1] * sigma_scale)
-        self.crop = A.RandomResizedCrop(size=(config.image_size, config.image_size), scale=config.crop_scale, ratio=config.crop_ratio)
+        self.crop = A.RandomResizedCrop(
+            size=(config.image_size, config.image_size), scale=config.crop_scale, ratio=config.crop_ratio
+        )
         self.photometric = [
-            A.Compose([
-                A.ColorJitter(brightness=config.brightness, contrast=config.contrast, saturation=0.0, hue=0.0, p=config.jitter_p),
-                A.GaussianBlur(blur_limit=0, sigma_limit=sigma, p=config.blur_p[v]),
-                A.Solarize(threshold_range=(0.5, 0.5), p=config.solarize_p[v]),
-            ])
+            A.Compose(
+                [
+                    A.ColorJitter(
+                        brightness=config.brightness,
+                        contrast=config.contrast,
+                        saturation=0.0,
+                        hue=0.0,
+                        p=config.jitter_p,
+                    ),
+                    A.GaussianBlur(blur_limit=0, sigma_limit=sigma, p=config.blur_p[v]),
+                    A.Solarize(threshold_range=(0.5, 0.5), p=config.solarize_p[v]),
+                ]
+            )
             for v in (0, 1)
         ]
         self.reseed(seed)
@@ -185,14 +201,20 @@ class TwoViewTransform:
         flips = [self.crop.py_random.random() < cfg.flip_p for _ in range(2)]
         return ViewGeometry(first, flips[0], size), ViewGeometry(second, flips[1], size), region
 
-    def render_view(self, image: np.ndarray, mask: np.ndarray, view: ViewGeometry, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def render_view(
+        self, image: np.ndarray, mask: np.ndarray, view: ViewGeometry, index: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Crop, resize and flip image and label map (albumentations), then the view's photometric steps."""
         x0, y0, x1, y1 = view.box
-        geometric = A.Compose([
-            A.Crop(x_min=x0, y_min=y0, x_max=x1, y_max=y1),
-            A.Resize(view.size, view.size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST_EXACT),
-            A.HorizontalFlip(p=1.0 if view.flipped else 0.0),
-        ])
+        geometric = A.Compose(
+            [
+                A.Crop(x_min=x0, y_min=y0, x_max=x1, y_max=y1),
+                A.Resize(
+                    view.size, view.size, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST_EXACT
+                ),
+                A.HorizontalFlip(p=1.0 if view.flipped else 0.0),
+            ]
+        )
         out = geometric(image=image, mask=mask)
         return self.photometric[index](image=out["image"])["image"], out["mask"]
 

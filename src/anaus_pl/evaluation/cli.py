@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
-from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig
+from anaus_pl.evaluation.config import EvaluateConfig
 from anaus_pl.run_name import RunName, fill_run
 
 log = logging.getLogger("anaus_pl.evaluate")
@@ -41,19 +41,29 @@ class TrainerPreset:
 
 def parser() -> ArgumentParser:
     """The evaluate command's parser: every field of :class:`EvaluateConfig`, overridable on the command line."""
-    p = ArgumentParser(prog="anaus-pl evaluate", description="k-fold downstream evaluation of encoder inits",
-                       default_meta=False, exit_on_error=True)
+    p = ArgumentParser(
+        prog="anaus-pl evaluate",
+        description="k-fold downstream evaluation of encoder inits",
+        default_meta=False,
+        exit_on_error=True,
+    )
     p.add_argument("--config", action=ActionConfigFile, help="YAML config, e.g. stages/evaluate.yaml (repeatable)")
     p.add_argument("--run", type=RunName, default="default", help="run name: replaces {run} in every value (paths)")
     p.add_class_arguments(EvaluateConfig, None, as_group=False)
-    p.add_argument("--add_tasks", type=Optional[list[dict[str, Any]]], default=None,
-                   help="tasks to change or add, by name: '[{name: busi-seg, epochs: 5}]' (append one: --add_tasks+ '{...}')")
+    p.add_argument(
+        "--add_tasks",
+        type=Optional[list[dict[str, Any]]],
+        default=None,
+        help="tasks to change or add, by name: '[{name: busi-seg, epochs: 5}]' (append one: --add_tasks+ '{...}')",
+    )
     p.add_argument("--drop_tasks", type=Optional[list[str]], default=None, help="names of tasks to leave out")
     p.add_dataclass_arguments(TrainerPreset, "trainer", default=None)
     return p
 
 
-def merge_tasks(tasks: list[dict[str, Any]], updates: Sequence[dict[str, Any]], drop: Sequence[str]) -> list[dict[str, Any]]:
+def merge_tasks(
+    tasks: list[dict[str, Any]], updates: Sequence[dict[str, Any]], drop: Sequence[str]
+) -> list[dict[str, Any]]:
     """``tasks`` with each update applied to the task of its ``name`` (or appended as a new task), then ``drop`` removed."""
     merged = {task["name"]: dict(task) for task in tasks}
     for update in updates:
@@ -84,10 +94,16 @@ def apply_trainer_preset(config: dict[str, Any], preset: dict[str, Any]) -> None
     if preset.get("devices") is not None:
         config["devices"] = 1
         if preset["devices"] not in (1, "1"):
-            log.info("trainer preset devices %s: evaluate fits each fold on 1 device (folds in parallel: only_folds, "
-                     "one SLURM array task each)", preset["devices"])
-    unused = sorted(key for key in ("num_nodes", "strategy", "sync_batchnorm", "plugins")
-                    if preset.get(key) not in (None, 1, False, "auto"))
+            log.info(
+                "trainer preset devices %s: evaluate fits each fold on 1 device (folds in parallel: only_folds, "
+                "one SLURM array task each)",
+                preset["devices"],
+            )
+    unused = sorted(
+        key
+        for key in ("num_nodes", "strategy", "sync_batchnorm", "plugins")
+        if preset.get(key) not in (None, 1, False, "auto")
+    )
     if unused:
         log.info("trainer preset: %s not used by evaluate (one fold per process)", unused)
 
@@ -118,8 +134,14 @@ def main(argv: Sequence[str]) -> int:
         sys.stdout.write(p.dump(namespace))
         return 0
     config = parse(argv)
-    log.info("evaluate run %r: accelerator %s, devices %s, precision %s -> %s", namespace["run"], config.accelerator,
-             config.devices, config.precision, config.out_dir)
+    log.info(
+        "evaluate run %r: accelerator %s, devices %s, precision %s -> %s",
+        namespace["run"],
+        config.accelerator,
+        config.devices,
+        config.precision,
+        config.out_dir,
+    )
     if config.only_tasks is None and config.only_folds is None:
         out_dir = Path(config.out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -127,5 +149,9 @@ def main(argv: Sequence[str]) -> int:
         partial.write_text(p.dump(namespace))
         partial.replace(out_dir / "config.yaml")
     report = evaluate(config)
-    print(f"report: {report.with_suffix('.md')}" if report else "restricted run finished; rerun without only_* for the report")
+    print(
+        f"report: {report.with_suffix('.md')}"
+        if report
+        else "restricted run finished; rerun without only_* for the report"
+    )
     return 0

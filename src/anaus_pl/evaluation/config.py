@@ -82,11 +82,15 @@ class TaskConfig:
         kind = self.task_kind
         self.head = self.head or kind.heads[0]
         if self.head not in kind.heads:
-            raise ValueError(f"task {self.name!r}: a {self.kind} task needs head {' or '.join(kind.heads)}, got {self.head!r}")
+            raise ValueError(
+                f"task {self.name!r}: a {self.kind} task needs head {' or '.join(kind.heads)}, got {self.head!r}"
+            )
         self.protocols = list(self.protocols or kind.protocols)
         unknown = [p for p in self.protocols if p not in kind.protocols]
         if unknown or len(set(self.protocols)) != len(self.protocols):
-            raise ValueError(f"task {self.name!r}: protocols {self.protocols} must be distinct values of {list(kind.protocols)}")
+            raise ValueError(
+                f"task {self.name!r}: protocols {self.protocols} must be distinct values of {list(kind.protocols)}"
+            )
         if self.knn_k < 1 or self.probe_epochs < 1:
             raise ValueError(f"task {self.name!r}: need knn_k >= 1 and probe_epochs >= 1")
         if self.image_size < 32 or self.epochs < 1 or self.batch_size < 2:
@@ -151,7 +155,9 @@ class EvaluateConfig:
         if self.repeats < 1:
             raise ValueError(f"repeats must be at least 1, got {self.repeats}")
         if len(self.inits) > 1 and self.reference_init is None:
-            raise ValueError(f"reference {self.reference!r} is none of the inits {self.inits} (give an init or its label)")
+            raise ValueError(
+                f"reference {self.reference!r} is none of the inits {self.inits} (give an init or its label)"
+            )
         names = [t.name for t in self.tasks]
         if len(set(names)) != len(names):
             raise ValueError(f"task names must be unique, got {names}")

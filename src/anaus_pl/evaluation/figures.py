@@ -15,9 +15,11 @@ def bar_figure(task: str, name: str, inits: dict, unscaled: bool = False) -> plt
     """Mean per init as bars (sample std as error bar), each fold as a dot; ratios in %, ``unscaled`` metrics as they are."""
     figure, axis = plt.subplots(figsize=(1.6 + 1.2 * len(inits), 3.2))
     scale = 1 if unscaled else 100
-    for x, (label, entry) in enumerate(inits.items()):
+    for x, entry in enumerate(inits.values()):
         values = np.array([fold[name] for fold in entry["folds"]]) * scale
-        axis.bar(x, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else 0, color=f"C{x}", alpha=0.6, capsize=4)
+        axis.bar(
+            x, values.mean(), yerr=values.std(ddof=1) if len(values) > 1 else 0, color=f"C{x}", alpha=0.6, capsize=4
+        )
         jitter = np.linspace(-0.15, 0.15, len(values)) if len(values) > 1 else np.zeros(1)
         axis.scatter(x + jitter, values, color="k", s=12, zorder=3)
     axis.set_xticks(range(len(inits)), list(inits), rotation=15)
@@ -34,7 +36,9 @@ def confusion_figure(task: str, inits: dict) -> plt.Figure:
         matrix = np.array(entry["pooled_confusion"])
         axis.imshow(matrix, cmap="Blues")
         for (i, j), value in np.ndenumerate(matrix):
-            axis.text(j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black")
+            axis.text(
+                j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black"
+            )
         classes = entry["class_names"]
         axis.set_xticks(range(len(classes)), classes, rotation=30)
         axis.set_yticks(range(len(classes)), classes)

@@ -67,7 +67,9 @@ def make_folds(refs: Sequence[SampleRef], n_folds: int, seed: int, stratify: boo
     return [sorted((ref.source for name in fold for ref in groups[name])) for fold in assignment]
 
 
-def restrict_official(official: Sequence[Sequence[str]], refs: Sequence[SampleRef]) -> tuple[list[list[str]], list[str]]:
+def restrict_official(
+    official: Sequence[Sequence[str]], refs: Sequence[SampleRef]
+) -> tuple[list[list[str]], list[str]]:
     """Official folds limited to indexed sources, plus the indexed sources they leave out.
 
     TN3K's official folds, for example, cover its ``trainval`` part only; the
@@ -84,7 +86,9 @@ def restrict_official(official: Sequence[Sequence[str]], refs: Sequence[SampleRe
     return folds, sorted(known - covered)
 
 
-def inner_split(refs: Sequence[SampleRef], fraction: float, seed: int, stratify: bool) -> tuple[list[SampleRef], list[SampleRef]]:
+def inner_split(
+    refs: Sequence[SampleRef], fraction: float, seed: int, stratify: bool
+) -> tuple[list[SampleRef], list[SampleRef]]:
     """Split a fold's training part into (train, validation), group-aware, about ``fraction`` for validation."""
     if not 0 < fraction < 0.5:
         raise ValueError(f"validation fraction must be in (0, 0.5), got {fraction}")
@@ -110,7 +114,9 @@ def subsample(refs: Sequence[SampleRef], fraction: float, seed: int, stratify: b
     return [ref for i, ref in enumerate(refs) if i in keep]
 
 
-def save_folds(path: str | Path, folds: Sequence[Sequence[str]], origin: str, seed: int | None, excluded: Sequence[str] = ()) -> None:
+def save_folds(
+    path: str | Path, folds: Sequence[Sequence[str]], origin: str, seed: int | None, excluded: Sequence[str] = ()
+) -> None:
     """Write the folds as JSON (lists of sources) with where they came from."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,14 +36,16 @@ CLASSIFICATION_METRICS = ("accuracy", "macro_f1", "auroc")
 
 def classification_collection(num_classes: int) -> MetricCollection:
     """torchmetrics for one fold: accuracy, macro-F1, per-class precision/recall, macro AUROC, confusion matrix."""
-    return MetricCollection({
-        "accuracy": MulticlassAccuracy(num_classes, average="micro"),
-        "macro_f1": MulticlassF1Score(num_classes, average="macro"),
-        "precision": MulticlassPrecision(num_classes, average="none"),
-        "recall": MulticlassRecall(num_classes, average="none"),
-        "auroc": MulticlassAUROC(num_classes, average="macro"),
-        "confusion": MulticlassConfusionMatrix(num_classes),
-    })
+    return MetricCollection(
+        {
+            "accuracy": MulticlassAccuracy(num_classes, average="micro"),
+            "macro_f1": MulticlassF1Score(num_classes, average="macro"),
+            "precision": MulticlassPrecision(num_classes, average="none"),
+            "recall": MulticlassRecall(num_classes, average="none"),
+            "auroc": MulticlassAUROC(num_classes, average="macro"),
+            "confusion": MulticlassConfusionMatrix(num_classes),
+        }
+    )
 
 
 def classification_metrics(probabilities: torch.Tensor, targets: torch.Tensor, class_names: list[str]) -> dict:
@@ -83,10 +85,14 @@ def _ratio(numerator: torch.Tensor, denominator: torch.Tensor, both_empty: torch
     return torch.where(denominator > 0, safe, both_empty.float())
 
 
-def segmentation_per_image(predictions: torch.Tensor, truths: torch.Tensor, with_hd95: bool = True) -> dict[str, list[float]]:
+def segmentation_per_image(
+    predictions: torch.Tensor, truths: torch.Tensor, with_hd95: bool = True
+) -> dict[str, list[float]]:
     """Per-image Dice, IoU, PPV, sensitivity and (unless ``with_hd95`` is False) HD95 for ``(N, H, W)`` binary masks."""
     if predictions.shape != truths.shape or predictions.ndim != 3:
-        raise ValueError(f"expected two (N, H, W) masks of one shape, got {tuple(predictions.shape)} and {tuple(truths.shape)}")
+        raise ValueError(
+            f"expected two (N, H, W) masks of one shape, got {tuple(predictions.shape)} and {tuple(truths.shape)}"
+        )
     predictions, truths = predictions.bool(), truths.bool()
     flat_pred, flat_truth = predictions.flatten(1), truths.flatten(1)
     tp = (flat_pred & flat_truth).sum(1).float()
@@ -105,7 +111,9 @@ def segmentation_per_image(predictions: torch.Tensor, truths: torch.Tensor, with
     return result
 
 
-def segmentation_metrics(predictions: torch.Tensor, truths: torch.Tensor) -> tuple[dict[str, float], dict[str, list[float]]]:
+def segmentation_metrics(
+    predictions: torch.Tensor, truths: torch.Tensor
+) -> tuple[dict[str, float], dict[str, list[float]]]:
     """Per-image values and their means (the fold's metrics)."""
     per_image = segmentation_per_image(predictions, truths)
     return {name: float(np.mean(values)) for name, values in per_image.items()}, per_image

@@ -34,8 +34,16 @@ def report_title(config: EvaluateConfig) -> str:
 
 def _summarise(kind: DownstreamKind, records: list[dict]) -> dict:
     records = sorted(records, key=lambda r: (r["repeat"], r["fold"]))
-    units = [{"repeat": r["repeat"], "fold": r["fold"], "best_epoch": r.get("best_epoch"), "n_test": r["n_test"],
-              **{name: r["metrics"][name] for name in kind.metrics}} for r in records]
+    units = [
+        {
+            "repeat": r["repeat"],
+            "fold": r["fold"],
+            "best_epoch": r.get("best_epoch"),
+            "n_test": r["n_test"],
+            **{name: r["metrics"][name] for name in kind.metrics},
+        }
+        for r in records
+    ]
     summary = {"folds": units, "mean": {}, "std": {}}
     for name in kind.metrics:
         values = [r["metrics"][name] for r in records]
@@ -45,12 +53,17 @@ def _summarise(kind: DownstreamKind, records: list[dict]) -> dict:
 
 def _compare(kind: DownstreamKind, entry: dict, reference: dict) -> dict:
     """Paired comparisons of every metric over the units both hold."""
-    shared = sorted({(u["repeat"], u["fold"]) for u in entry["folds"]} & {(u["repeat"], u["fold"]) for u in reference["folds"]})
+    shared = sorted(
+        {(u["repeat"], u["fold"]) for u in entry["folds"]} & {(u["repeat"], u["fold"]) for u in reference["folds"]}
+    )
     by_unit = [{(u["repeat"], u["fold"]): u for u in e["folds"]} for e in (entry, reference)]
     out = {}
     for name in kind.metrics:
-        result = paired_comparison([by_unit[0][u][name] for u in shared], [by_unit[1][u][name] for u in shared],
-                                   higher_is_better=name not in kind.lower_is_better)
+        result = paired_comparison(
+            [by_unit[0][u][name] for u in shared],
+            [by_unit[1][u][name] for u in shared],
+            higher_is_better=name not in kind.lower_is_better,
+        )
         out[name] = {**asdict(result), "verdict": result.verdict}
     return out
 
@@ -58,15 +71,27 @@ def _compare(kind: DownstreamKind, entry: dict, reference: dict) -> dict:
 def collect(out_dir: Path, config: EvaluateConfig) -> dict:
     """report.json's content: tasks -> protocols -> inits -> units, mean, std and paired comparisons."""
     reference = config.reference_init
-    report = {"title": report_title(config), "selection": config.selection, "repeats": config.repeats,
-              "reference": init_label(reference) if reference else None, "std": STD_NOTE,
-              "protocol": asdict(config), "tasks": {}}
+    report = {
+        "title": report_title(config),
+        "selection": config.selection,
+        "repeats": config.repeats,
+        "reference": init_label(reference) if reference else None,
+        "std": STD_NOTE,
+        "protocol": asdict(config),
+        "tasks": {},
+    }
     for task in config.tasks:
         kind = task.task_kind
         folds_file = out_dir / "folds" / f"{task.name}_r0.json"
         folds = json.loads(folds_file.read_text()) if folds_file.is_file() else {}
-        entry = {"kind": task.kind, "head": task.head, "headline": kind.headline, "folds": folds.get("origin"),
-                 "fold_seed": folds.get("seed"), "protocols": {}}
+        entry = {
+            "kind": task.kind,
+            "head": task.head,
+            "headline": kind.headline,
+            "folds": folds.get("origin"),
+            "fold_seed": folds.get("seed"),
+            "protocols": {},
+        }
         for protocol in task.protocols:
             inits = {}
             for init in config.inits:
@@ -75,8 +100,11 @@ def collect(out_dir: Path, config: EvaluateConfig) -> dict:
                 if records:
                     inits[init_label(init)] = {"init": init, **_summarise(kind, records)}
             ref_label = init_label(reference) if reference else None
-            comparisons = {label: _compare(kind, result, inits[ref_label]) for label, result in inits.items()
-                           if ref_label in inits and label != ref_label}
+            comparisons = {
+                label: _compare(kind, result, inits[ref_label])
+                for label, result in inits.items()
+                if ref_label in inits and label != ref_label
+            }
             entry["protocols"][protocol] = {"inits": inits, "comparisons": comparisons}
         report["tasks"][task.name] = entry
     return report
@@ -93,7 +121,6 @@ def schedule_note(init: str) -> str:
     if done is None or planned is None:
         return ""
     return f" (**pretraining stopped at step {done} of {planned}**)" if done < planned else f" ({done}/{planned} steps)"
-
 
 
 def _scale(kind: DownstreamKind, name: str) -> tuple[float, str]:
@@ -118,15 +145,24 @@ def _protocol_line(task: TaskConfig, protocol: str) -> str:
 def markdown(report: dict, config: EvaluateConfig) -> str:
     """report.md: protocol, then per task and protocol the summary, the paired comparisons and the per-unit table."""
     reference = report["reference"]
-    lines = [f"# {report['title']}", "", "## Protocol", "",
-             f"- {config.n_folds}-fold cross-validation x {config.repeats} repeat(s); model selection (finetune): "
-             + ("**on the test fold (paper-compatible, optimistic)**" if config.selection == "test_fold_best_epoch"
-                else f"inner validation split ({config.val_fraction:.0%} of each training part, group-aware)"),
-             f"- backbone {config.library}.{config.arch}; fold seed {config.seed} + repeat, fold k of repeat r trains "
-             f"with seed {config.seed} + 1000 r + k for every init alike",
-             f"- ratios in %, HD95 in pixels at the task's image size; mean ± std over folds x repeats; {STD_NOTE}",
-             f"- paired comparisons against `{reference}`: mean per-unit difference with its 95 % t-interval; "
-             "'detectable' is the smallest difference the design detects at 95 % confidence and 80 % power", ""]
+    lines = [
+        f"# {report['title']}",
+        "",
+        "## Protocol",
+        "",
+        f"- {config.n_folds}-fold cross-validation x {config.repeats} repeat(s); model selection (finetune): "
+        + (
+            "**on the test fold (paper-compatible, optimistic)**"
+            if config.selection == "test_fold_best_epoch"
+            else f"inner validation split ({config.val_fraction:.0%} of each training part, group-aware)"
+        ),
+        f"- backbone {config.library}.{config.arch}; fold seed {config.seed} + repeat, fold k of repeat r trains "
+        f"with seed {config.seed} + 1000 r + k for every init alike",
+        f"- ratios in %, HD95 in pixels at the task's image size; mean ± std over folds x repeats; {STD_NOTE}",
+        f"- paired comparisons against `{reference}`: mean per-unit difference with its 95 % t-interval; "
+        "'detectable' is the smallest difference the design detects at 95 % confidence and 80 % power",
+        "",
+    ]
     lines += ["| task | data | protocols | size | folds |", "|---|---|---|---|---|"]
     for task in config.tasks:
         origin = report["tasks"][task.name]["folds"] or "-"
@@ -148,7 +184,11 @@ def markdown(report: dict, config: EvaluateConfig) -> str:
                     scale, unit = _scale(kind, kind.headline)
                     lines.append(f"- {_sentence(label, reference, values, scale, unit)}")
             lines += ["", f"Per unit ({kind.headline}):", ""] + _unit_table(kind, inits)
-    lines += ["", "Figures: `figures/` (headline bars with unit dots per protocol, confusion matrices, segmentation overlays).", ""]
+    lines += [
+        "",
+        "Figures: `figures/` (headline bars with unit dots per protocol, confusion matrices, segmentation overlays).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -160,7 +200,10 @@ def _sentence(label: str, reference: str, values: dict, scale: float, unit: str)
 
 
 def _summary_table(kind: DownstreamKind, inits: dict) -> list[str]:
-    best = {name: (min if name in kind.lower_is_better else max)(e["mean"][name] for e in inits.values()) for name in kind.metrics}
+    best = {
+        name: (min if name in kind.lower_is_better else max)(e["mean"][name] for e in inits.values())
+        for name in kind.metrics
+    }
     extras = list(kind.extra_columns(next(iter(inits.values()))))
     header = ["init", *kind.metrics, *extras, "units"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -180,7 +223,9 @@ def _unit_table(kind: DownstreamKind, inits: dict) -> list[str]:
     lines = ["| init | " + " | ".join(f"r{r} f{k}" for r, k in units) + " |", "|---|" + "---|" * len(units)]
     for label, entry in inits.items():
         values = {(u["repeat"], u["fold"]): u[kind.headline] for u in entry["folds"]}
-        lines.append(f"| {label} | " + " | ".join(f"{scale * values[u]:.1f}" if u in values else "-" for u in units) + " |")
+        lines.append(
+            f"| {label} | " + " | ".join(f"{scale * values[u]:.1f}" if u in values else "-" for u in units) + " |"
+        )
     return lines
 
 
@@ -207,7 +252,11 @@ def build_report(out_dir: str | Path, config: EvaluateConfig) -> Path:
                 continue
             title = f"{task.name} ({protocol})"
             figures = {kind.headline: bar_figure(title, kind.headline, inits, kind.headline in kind.lower_is_better)}
-            figures.update(kind.figures(task.name, protocol, inits, out_dir / "results" / task.name / protocol, config.overlay_cases))
+            figures.update(
+                kind.figures(
+                    task.name, protocol, inits, out_dir / "results" / task.name / protocol, config.overlay_cases
+                )
+            )
             for name, figure in figures.items():
                 stem = f"{task.name}_{protocol}_{name}"
                 figure.savefig(figures_dir / f"{stem}.png", dpi=110)

@@ -13,7 +13,6 @@ units whose file exists are skipped, so a killed evaluation resumes where it sto
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -56,11 +55,15 @@ def unit_seed(config: EvaluateConfig, repeat: int, fold: int) -> int:
     return config.seed + 1000 * repeat + fold
 
 
-def task_folds(layout: Layout, refs: list[SampleRef], task: TaskConfig, n_folds: int, seed: int) -> tuple[list[list[str]], str, list[str]]:
+def task_folds(
+    layout: Layout, refs: list[SampleRef], task: TaskConfig, n_folds: int, seed: int
+) -> tuple[list[list[str]], str, list[str]]:
     """The task's folds (lists of sources), their origin, and sources left out of them."""
     official = layout.official_folds() if task.folds != "generated" else None
     if task.folds == "official" and official is None:
-        raise ValueError(f"task {task.name!r}: folds: official, but layout {layout.name!r} at {layout.root} ships no folds; use folds: auto")
+        raise ValueError(
+            f"task {task.name!r}: folds: official, but layout {layout.name!r} at {layout.root} ships no folds; use folds: auto"
+        )
     if official is not None:
         folds, excluded = restrict_official(official, refs)
         if excluded:
@@ -81,12 +84,16 @@ def prepare_task(task: TaskConfig) -> tuple[Layout, list[SampleRef], LoadedTask,
     return layout, refs, data, class_names
 
 
-def split_unit(config: EvaluateConfig, task: TaskConfig, refs: list[SampleRef], folds: list[list[str]], k: int,
-               seed: int) -> tuple[list[SampleRef], list[SampleRef], list[SampleRef]]:
+def split_unit(
+    config: EvaluateConfig, task: TaskConfig, refs: list[SampleRef], folds: list[list[str]], k: int, seed: int
+) -> tuple[list[SampleRef], list[SampleRef], list[SampleRef]]:
     """A fold's (train, validation, test) refs: inner validation split, then the label-fraction subset of train."""
     test = set(folds[k])
     used = {s for fold in folds for s in fold}
-    train_refs, test_refs = [r for r in refs if r.source in used and r.source not in test], [r for r in refs if r.source in test]
+    train_refs, test_refs = (
+        [r for r in refs if r.source in used and r.source not in test],
+        [r for r in refs if r.source in test],
+    )
     stratify = task.task_kind.stratify
     if config.selection == "test_fold_best_epoch":
         val_refs = test_refs
@@ -95,49 +102,119 @@ def split_unit(config: EvaluateConfig, task: TaskConfig, refs: list[SampleRef], 
     return subsample(train_refs, task.label_fraction, seed, stratify=stratify), val_refs, test_refs
 
 
-def _record(config: EvaluateConfig, task: TaskConfig, protocol: str, init: str, repeat: int, k: int, seed: int,
-            parts: tuple[list, list, list]) -> dict:
-    return {"task": task.name, "protocol": protocol, "init": init, "init_label": init_label(init), "repeat": repeat,
-            "fold": k, "seed": seed, "selection": config.selection, "label_fraction": task.label_fraction,
-            "n_train": len(parts[0]), "n_val": len(parts[1]), "n_test": len(parts[2])}
+def _record(
+    config: EvaluateConfig,
+    task: TaskConfig,
+    protocol: str,
+    init: str,
+    repeat: int,
+    k: int,
+    seed: int,
+    parts: tuple[list, list, list],
+) -> dict:
+    return {
+        "task": task.name,
+        "protocol": protocol,
+        "init": init,
+        "init_label": init_label(init),
+        "repeat": repeat,
+        "fold": k,
+        "seed": seed,
+        "selection": config.selection,
+        "label_fraction": task.label_fraction,
+        "n_train": len(parts[0]),
+        "n_val": len(parts[1]),
+        "n_test": len(parts[2]),
+    }
 
 
-def run_finetune(config: EvaluateConfig, task: TaskConfig, init: str, repeat: int, k: int, refs: list[SampleRef],
-                 folds: list[list[str]], data: LoadedTask, class_names: list[str], out_dir: Path) -> tuple[dict, torch.Tensor, np.ndarray]:
+def run_finetune(
+    config: EvaluateConfig,
+    task: TaskConfig,
+    init: str,
+    repeat: int,
+    k: int,
+    refs: list[SampleRef],
+    folds: list[list[str]],
+    data: LoadedTask,
+    class_names: list[str],
+    out_dir: Path,
+) -> tuple[dict, torch.Tensor, np.ndarray]:
     """Fit, select and test one fine-tuning unit; returns its record, test predictions and test indices."""
     seed = unit_seed(config, repeat, k)
     seed_everything(seed, workers=True, verbose=False)
     parts = split_unit(config, task, refs, folds, k, seed)
     indices = [data.index_of([r.source for r in part]) for part in parts]
-    datamodule = FoldDataModule(data, *indices, batch_size=task.batch_size, crop_scale=task.crop_scale,
-                                num_workers=config.num_workers, seed=seed)
+    datamodule = FoldDataModule(
+        data,
+        *indices,
+        batch_size=task.batch_size,
+        crop_scale=task.crop_scale,
+        num_workers=config.num_workers,
+        seed=seed,
+    )
     kind = task.task_kind
-    module = FinetuneModule(kind, init=init, head=task.head, num_classes=max(2, len(class_names)), arch=config.arch,
-                            library=config.library, mode=task.mode, trainable_stages=task.trainable_stages,
-                            optimizer=task.optimizer, lr=task.lr, weight_decay=task.weight_decay,
-                            fpn_channels=task.fpn_channels, image_size=task.image_size,
-                            foreground_prior=task.foreground_prior, compile=config.compile)
+    module = FinetuneModule(
+        kind,
+        init=init,
+        head=task.head,
+        num_classes=max(2, len(class_names)),
+        arch=config.arch,
+        library=config.library,
+        mode=task.mode,
+        trainable_stages=task.trainable_stages,
+        optimizer=task.optimizer,
+        lr=task.lr,
+        weight_decay=task.weight_decay,
+        fpn_channels=task.fpn_channels,
+        image_size=task.image_size,
+        foreground_prior=task.foreground_prior,
+        compile=config.compile,
+    )
     label = init_label(init)
     checkpoints = out_dir / "checkpoints" / task.name / label / f"r{repeat}_fold{k}"
-    selector = ModelCheckpoint(dirpath=checkpoints, filename="best", monitor=module.monitor, mode="max", save_top_k=1,
-                               save_weights_only=True, enable_version_counter=False)
+    selector = ModelCheckpoint(
+        dirpath=checkpoints,
+        filename="best",
+        monitor=module.monitor,
+        mode="max",
+        save_top_k=1,
+        save_weights_only=True,
+        enable_version_counter=False,
+    )
     callbacks = [selector]
     if task.patience is not None:
         callbacks.append(EarlyStopping(monitor=module.monitor, mode="max", patience=task.patience))
-    trainer = Trainer(max_epochs=task.epochs, accelerator=config.accelerator, devices=config.devices, precision=config.precision,
-                      logger=TensorBoardLogger(save_dir=out_dir / "tensorboard", name=task.name, version=f"{label}-r{repeat}-fold{k}"),
-                      callbacks=callbacks, enable_progress_bar=config.progress_bar, enable_model_summary=False,
-                      num_sanity_val_steps=0, log_every_n_steps=1, enable_checkpointing=True)
+    trainer = Trainer(
+        max_epochs=task.epochs,
+        accelerator=config.accelerator,
+        devices=config.devices,
+        precision=config.precision,
+        logger=TensorBoardLogger(
+            save_dir=out_dir / "tensorboard", name=task.name, version=f"{label}-r{repeat}-fold{k}"
+        ),
+        callbacks=callbacks,
+        enable_progress_bar=config.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+        enable_checkpointing=True,
+    )
     trainer.fit(module, datamodule)
     trainer.test(module, datamodule, ckpt_path="best", verbose=False)
     record = _record(config, task, "finetune", init, repeat, k, seed, parts)
-    record.update(best_epoch=_best_epoch(selector), best_val=float(selector.best_model_score or float("nan")),
-                  epochs_run=trainer.current_epoch)
+    record.update(
+        best_epoch=_best_epoch(selector),
+        best_val=float(selector.best_model_score or float("nan")),
+        epochs_run=trainer.current_epoch,
+    )
     shutil.rmtree(checkpoints, ignore_errors=True)
     return record, torch.cat(module.test_outputs["prediction"]), torch.cat(module.test_outputs["index"]).numpy()
 
 
-def frozen_features(config: EvaluateConfig, task: TaskConfig, init: str, data: LoadedTask, out_dir: Path) -> list[torch.Tensor]:
+def frozen_features(
+    config: EvaluateConfig, task: TaskConfig, init: str, data: LoadedTask, out_dir: Path
+) -> list[torch.Tensor]:
     """The frozen encoder's stage outputs of every sample of the task, extracted once and cached."""
     path = out_dir / "features" / task.name / f"{init_label(init)}.pt"
     if path.is_file():
@@ -149,35 +226,67 @@ def frozen_features(config: EvaluateConfig, task: TaskConfig, init: str, data: L
         backbone, _, mean, std = build_init(init, BackboneSpec(config.arch, config.library))
     started = time.time()
     features = extract_features(StagedEncoder(backbone, mean, std), data.images)
-    log.info("%s | %s: frozen features of %d images in %.1f s", task.name, init_label(init), len(data.images), time.time() - started)
+    log.info(
+        "%s | %s: frozen features of %d images in %.1f s",
+        task.name,
+        init_label(init),
+        len(data.images),
+        time.time() - started,
+    )
     with atomic.atomic_path(path) as temporary:
         torch.save({"sources": data.sources, "features": features}, temporary)
     return features
 
 
-def run_frozen(config: EvaluateConfig, task: TaskConfig, protocol: str, init: str, repeat: int, k: int,
-               refs: list[SampleRef], folds: list[list[str]], data: LoadedTask, class_names: list[str],
-               features: list[torch.Tensor]) -> tuple[dict, torch.Tensor, np.ndarray]:
+def run_frozen(
+    config: EvaluateConfig,
+    task: TaskConfig,
+    protocol: str,
+    init: str,
+    repeat: int,
+    k: int,
+    refs: list[SampleRef],
+    folds: list[list[str]],
+    data: LoadedTask,
+    class_names: list[str],
+    features: list[torch.Tensor],
+) -> tuple[dict, torch.Tensor, np.ndarray]:
     """Fit the protocol's probe on the fold's frozen training features and predict its test fold."""
     seed = unit_seed(config, repeat, k)
     train, val, test = split_unit(config, task, refs, folds, k, seed)
-    fit_refs = train if config.selection == "test_fold_best_epoch" else train + val  # no selection: validation trains too
+    fit_refs = (
+        train if config.selection == "test_fold_best_epoch" else train + val
+    )  # no selection: validation trains too
     fit_index, test_index = data.index_of([r.source for r in fit_refs]), data.index_of([r.source for r in test])
-    prediction = task.task_kind.frozen_predict(protocol, features, data, fit_index, test_index, task,
-                                               max(2, len(class_names)), seed)
+    prediction = task.task_kind.frozen_predict(
+        protocol, features, data, fit_index, test_index, task, max(2, len(class_names)), seed
+    )
     record = _record(config, task, protocol, init, repeat, k, seed, (fit_refs, [], test))
     return record, prediction, test_index
 
 
-def run_unit(config: EvaluateConfig, task: TaskConfig, protocol: str, init: str, repeat: int, k: int,
-             refs: list[SampleRef], folds: list[list[str]], data: LoadedTask, class_names: list[str], out_dir: Path) -> dict:
+def run_unit(
+    config: EvaluateConfig,
+    task: TaskConfig,
+    protocol: str,
+    init: str,
+    repeat: int,
+    k: int,
+    refs: list[SampleRef],
+    folds: list[list[str]],
+    data: LoadedTask,
+    class_names: list[str],
+    out_dir: Path,
+) -> dict:
     """One (task, protocol, init, repeat, fold): train, test, score; returns its result record."""
     started = time.time()
     if protocol == "finetune":
         record, prediction, index = run_finetune(config, task, init, repeat, k, refs, folds, data, class_names, out_dir)
     else:
         features = frozen_features(config, task, init, data, out_dir)
-        record, prediction, index = run_frozen(config, task, protocol, init, repeat, k, refs, folds, data, class_names, features)
+        record, prediction, index = run_frozen(
+            config, task, protocol, init, repeat, k, refs, folds, data, class_names, features
+        )
     kind = task.task_kind
     record.update(kind.score(prediction, index, data, class_names))
     if config.overlay_cases:
@@ -215,14 +324,24 @@ def evaluate(config: EvaluateConfig) -> Path | None:
         write_json(out_dir / "config.json", asdict(config))
     tasks = [t for t in config.tasks if config.only_tasks is None or t.name in config.only_tasks]
     folds_wanted = range(config.n_folds) if config.only_folds is None else sorted(set(config.only_folds))
-    units = [(task, r, protocol, init) for task in tasks for r in range(config.repeats) for protocol in task.protocols
-             for init in config.inits]
+    units = [
+        (task, r, protocol, init)
+        for task in tasks
+        for r in range(config.repeats)
+        for protocol in task.protocols
+        for init in config.inits
+    ]
     progress = tqdm(total=len(units) * len(folds_wanted), desc="evaluate", unit="fold")
     for task in tasks:
         loaded = None
         for repeat in range(config.repeats):
-            pending = [(p, i, k) for p in task.protocols for i in config.inits for k in folds_wanted
-                       if not result_path(out_dir, task.name, p, i, repeat, k).is_file()]
+            pending = [
+                (p, i, k)
+                for p in task.protocols
+                for i in config.inits
+                for k in folds_wanted
+                if not result_path(out_dir, task.name, p, i, repeat, k).is_file()
+            ]
             if not pending and folds_path(out_dir, task.name, repeat).is_file():
                 progress.update(len(task.protocols) * len(config.inits) * len(folds_wanted))
                 continue
@@ -230,23 +349,38 @@ def evaluate(config: EvaluateConfig) -> Path | None:
             layout, refs, data, class_names = loaded
             fold_seed = config.seed + repeat
             folds, origin, excluded = task_folds(layout, refs, task, config.n_folds, fold_seed)
-            save_folds(folds_path(out_dir, task.name, repeat), folds, origin, None if origin.startswith("official") else fold_seed, excluded)
+            save_folds(
+                folds_path(out_dir, task.name, repeat),
+                folds,
+                origin,
+                None if origin.startswith("official") else fold_seed,
+                excluded,
+            )
             for protocol in task.protocols:
                 for init in config.inits:
                     for k in (k for k in range(len(folds)) if config.only_folds is None or k in config.only_folds):
                         path = result_path(out_dir, task.name, protocol, init, repeat, k)
-                        where = f"{task.name} | {protocol} | {init_label(init)} | repeat {repeat} fold {k + 1}/{len(folds)}"
+                        where = (
+                            f"{task.name} | {protocol} | {init_label(init)} | repeat {repeat} fold {k + 1}/{len(folds)}"
+                        )
                         progress.set_postfix_str(where)
                         if not path.is_file():
-                            record = run_unit(config, task, protocol, init, repeat, k, refs, folds, data, class_names, out_dir)
+                            record = run_unit(
+                                config, task, protocol, init, repeat, k, refs, folds, data, class_names, out_dir
+                            )
                             write_json(path, record)
                             headline = task.task_kind.headline
-                            log.info("%s: %s %.3f (%.1f s)", where, headline, record["metrics"][headline], record["seconds"])
+                            log.info(
+                                "%s: %s %.3f (%.1f s)", where, headline, record["metrics"][headline], record["seconds"]
+                            )
                         progress.update()
     progress.close()
     if partial_run:
-        log.info("restricted run (only_tasks=%s, only_folds=%s): results written, report left to a full run",
-                 config.only_tasks, config.only_folds)
+        log.info(
+            "restricted run (only_tasks=%s, only_folds=%s): results written, report left to a full run",
+            config.only_tasks,
+            config.only_folds,
+        )
         return None
     shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     return build_report(out_dir, config)

@@ -73,16 +73,23 @@ class PairedComparison:
 
     def sentence(self, candidate: str, reference: str, scale: float = 1.0, unit: str = "") -> str:
         """A statement generated from the numbers, with the detectable difference beside the verdict."""
-        numbers = (f"{scale * self.mean:+.3g}{unit} [{scale * self.low:+.3g}, {scale * self.high:+.3g}] "
-                   f"(95 % CI, n={self.n} paired units; detectable difference {scale * self.detectable:.3g}{unit})")
+        numbers = (
+            f"{scale * self.mean:+.3g}{unit} [{scale * self.low:+.3g}, {scale * self.high:+.3g}] "
+            f"(95 % CI, n={self.n} paired units; detectable difference {scale * self.detectable:.3g}{unit})"
+        )
         verdict = self.verdict
         if verdict == "no difference shown":
             return f"{candidate} vs {reference}: {numbers}: no difference shown"
         return f"{candidate} is {verdict} than {reference}: {numbers}"
 
 
-def paired_comparison(candidate: Sequence[float], reference: Sequence[float], confidence: float = 0.95,
-                      power: float = 0.8, higher_is_better: bool = True) -> PairedComparison:
+def paired_comparison(
+    candidate: Sequence[float],
+    reference: Sequence[float],
+    confidence: float = 0.95,
+    power: float = 0.8,
+    higher_is_better: bool = True,
+) -> PairedComparison:
     """Compare two equally long, unit-aligned value lists (same folds and repeats, same order)."""
     candidate, reference = np.asarray(candidate, dtype=float), np.asarray(reference, dtype=float)
     if candidate.shape != reference.shape or candidate.ndim != 1:
@@ -93,5 +100,6 @@ def paired_comparison(candidate: Sequence[float], reference: Sequence[float], co
     if n < 2:
         return PairedComparison(mean, float("nan"), float("nan"), std, n, float("nan"), higher_is_better)
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n))
-    return PairedComparison(mean, mean - half, mean + half, std, n,
-                            detectable_difference(std, n, 1 - confidence, power), higher_is_better)
+    return PairedComparison(
+        mean, mean - half, mean + half, std, n, detectable_difference(std, n, 1 - confidence, power), higher_is_better
+    )

@@ -17,7 +17,14 @@ import torch
 from anaus_pl.losses.core_region import core_region_loss
 
 
-def byol_loss(online_1: torch.Tensor, online_2: torch.Tensor, target_1: torch.Tensor, target_2: torch.Tensor,
-              valid: torch.Tensor | None = None) -> torch.Tensor:
+def byol_loss(
+    online_1: torch.Tensor,
+    online_2: torch.Tensor,
+    target_1: torch.Tensor,
+    target_2: torch.Tensor,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Symmetric normalised-MSE regression of ``(B, K, D)`` predictions onto the other view's targets."""
-    return core_region_loss(online_1, target_2, valid, "normalized") + core_region_loss(online_2, target_1, valid, "normalized")
+    return core_region_loss(online_1, target_2, valid, "normalized") + core_region_loss(
+        online_2, target_1, valid, "normalized"
+    )

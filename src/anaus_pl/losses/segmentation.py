@@ -18,8 +18,13 @@ def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor, smooth: float = 
     return 1 - (2 * intersection + smooth) / (total + smooth)
 
 
-def bce_dice_loss(logits: torch.Tensor, targets: torch.Tensor, dice_weight: float = 0.15,
-                  weights: torch.Tensor | None = None, smooth: float = 1.0) -> torch.Tensor:
+def bce_dice_loss(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    dice_weight: float = 0.15,
+    weights: torch.Tensor | None = None,
+    smooth: float = 1.0,
+) -> torch.Tensor:
     """Mean over (image, class) of ``(1 - dice_weight) * BCE + dice_weight * Dice``.
 
     ``logits``/``targets`` are ``(..., H, W)`` (targets 0/1); ``weights`` ``(...)``

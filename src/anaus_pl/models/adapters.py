@@ -67,8 +67,15 @@ class CNNBranch(nn.Module):
 class EncoderAdapters(nn.Module):
     """All adapters of one encoder: one bottleneck per block, optional CNN branch."""
 
-    def __init__(self, block_dims: Sequence[int], ratio: float = 0.25, cnn_branch: bool = False,
-                 token_dim: int | None = None, token_stride: int = 16, cnn_width: int = 32) -> None:
+    def __init__(
+        self,
+        block_dims: Sequence[int],
+        ratio: float = 0.25,
+        cnn_branch: bool = False,
+        token_dim: int | None = None,
+        token_stride: int = 16,
+        cnn_width: int = 32,
+    ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(BottleneckAdapter(dim, ratio) for dim in block_dims)
         self.cnn = CNNBranch(token_dim or block_dims[0], token_stride, cnn_width) if cnn_branch else None

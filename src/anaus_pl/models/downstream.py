@@ -66,7 +66,9 @@ def build_init(init: str, spec: BackboneSpec) -> tuple[nn.Module, str, tuple, tu
         missing, unexpected = backbone.load_state_dict(state, strict=False)
         missing = [k for k in missing if not k.startswith(head)]
         if missing or unexpected:
-            raise ValueError(f"{file}: not a {kind}.{spec.arch} state dict: missing {missing[:5]}, unexpected {unexpected[:5]}")
+            raise ValueError(
+                f"{file}: not a {kind}.{spec.arch} state dict: missing {missing[:5]}, unexpected {unexpected[:5]}"
+            )
         # ImageNet weights expect ImageNet statistics on the grey frame repeated to RGB.
         return backbone, kind, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     raise ValueError(f"init {init!r}: use encoder:<path>, random, torchvision:<file> or timm:<file>")
@@ -81,9 +83,13 @@ class StagedEncoder(nn.Module):
     def __init__(self, backbone: nn.Module, mean: tuple = DEFAULT_MEAN, std: tuple = DEFAULT_STD) -> None:
         super().__init__()
         if not all(hasattr(backbone, name) for name in ("conv1", "bn1", "maxpool", *STAGE_NAMES)):
-            raise ValueError(f"{type(backbone).__name__}: the evaluate heads need a ResNet-style backbone "
-                             "(conv1, bn1, maxpool, layer1..layer4), e.g. torchvision resnet18/50 or timm resnet*")
-        self.stem = nn.Sequential(backbone.conv1, backbone.bn1, getattr(backbone, "act1", None) or nn.ReLU(inplace=True), backbone.maxpool)
+            raise ValueError(
+                f"{type(backbone).__name__}: the evaluate heads need a ResNet-style backbone "
+                "(conv1, bn1, maxpool, layer1..layer4), e.g. torchvision resnet18/50 or timm resnet*"
+            )
+        self.stem = nn.Sequential(
+            backbone.conv1, backbone.bn1, getattr(backbone, "act1", None) or nn.ReLU(inplace=True), backbone.maxpool
+        )
         self.stages = nn.ModuleList(getattr(backbone, name) for name in STAGE_NAMES)
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
@@ -151,8 +157,12 @@ class FPNSegmenter(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.fpn = FeaturePyramidNetwork(encoder.channels, channels)
-        self.head = nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), nn.BatchNorm2d(channels),
-                                  nn.ReLU(inplace=True), nn.Conv2d(channels, 1, 1))
+        self.head = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, 1, 1),
+        )
         init_foreground_prior(self.head[-1], prior)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -184,8 +194,15 @@ def build_mask_rcnn(encoder: StagedEncoder, image_size: int, channels: int = 256
     the identity (mean 0, std 1) and keeps the letterboxed ``image_size``.
     """
     # One anchor size per level (strides 4..64), from 1/16 of the image to the whole image.
-    anchor_sizes = tuple((max(4, image_size // 2 ** k),) for k in (4, 3, 2, 1, 0))
+    anchor_sizes = tuple((max(4, image_size // 2**k),) for k in (4, 3, 2, 1, 0))
     anchors = AnchorGenerator(anchor_sizes, ((0.5, 1.0, 2.0),) * len(anchor_sizes))
-    return MaskRCNN(_PyramidBackbone(encoder, channels), num_classes=2, min_size=image_size, max_size=image_size,
-                    image_mean=[0.0, 0.0, 0.0], image_std=[1.0, 1.0, 1.0], rpn_anchor_generator=anchors,
-                    box_detections_per_img=detections)
+    return MaskRCNN(
+        _PyramidBackbone(encoder, channels),
+        num_classes=2,
+        min_size=image_size,
+        max_size=image_size,
+        image_mean=[0.0, 0.0, 0.0],
+        image_std=[1.0, 1.0, 1.0],
+        rpn_anchor_generator=anchors,
+        box_detections_per_img=detections,
+    )

@@ -41,7 +41,13 @@ class MultiScaleEncoder(nn.Module):
     identity, so every parameter receives a gradient (DDP needs no unused-parameter search).
     """
 
-    def __init__(self, arch: str = "resnet18", library: str = "torchvision", scales: Sequence[str] = ("c5", "p4", "p3", "p2"), fpn_channels: int = 256) -> None:
+    def __init__(
+        self,
+        arch: str = "resnet18",
+        library: str = "torchvision",
+        scales: Sequence[str] = ("c5", "p4", "p3", "p2"),
+        fpn_channels: int = 256,
+    ) -> None:
         super().__init__()
         scale_sizes(scales, 32)
         self.arch, self.library, self.scales = arch, library, list(scales)
@@ -51,7 +57,7 @@ class MultiScaleEncoder(nn.Module):
         self.first_level = levels[0] if levels else None
         self.fpn: FeaturePyramidNetwork | None = None
         if self.first_level is not None:
-            self.fpn = FeaturePyramidNetwork(self.stage_channels[self.first_level:], fpn_channels)
+            self.fpn = FeaturePyramidNetwork(self.stage_channels[self.first_level :], fpn_channels)
             for level in range(self.first_level, 4):
                 if level not in levels:
                     self.fpn.layer_blocks[level - self.first_level] = nn.Identity()
@@ -60,8 +66,10 @@ class MultiScaleEncoder(nn.Module):
     def _stage_channels(self) -> list[int]:
         if self.library == "timm":
             return [info["num_chs"] for info in self.backbone.feature_info[-4:]]
-        return [layer[-1].conv3.out_channels if hasattr(layer[-1], "conv3") else layer[-1].conv2.out_channels
-                for layer in (self.backbone.layer1, self.backbone.layer2, self.backbone.layer3, self.backbone.layer4)]
+        return [
+            layer[-1].conv3.out_channels if hasattr(layer[-1], "conv3") else layer[-1].conv2.out_channels
+            for layer in (self.backbone.layer1, self.backbone.layer2, self.backbone.layer3, self.backbone.layer4)
+        ]
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The four stage outputs C2..C5 of one backbone pass."""
@@ -116,7 +124,11 @@ class MultiScaleEncoder(nn.Module):
         maps: dict[int, torch.Tensor] = {}  # M_l at the coarse levels, built like the FPN does
         for level in range(3, top - 1, -1):
             lateral = self.fpn.get_result_from_inner_blocks(c[level], level - self.first_level)
-            maps[level] = lateral if level == 3 else lateral + F.interpolate(maps[level + 1], size=lateral.shape[-2:], mode="nearest")
+            maps[level] = (
+                lateral
+                if level == 3
+                else lateral + F.interpolate(maps[level + 1], size=lateral.shape[-2:], mode="nearest")
+            )
         neighbourhoods: dict[str, torch.Tensor] = {}  # scale -> (B, K * taps, fpn_channels): <S_t v, M_l>
         fine: list[tuple[str, torch.Tensor]] = []
         for scale in sorted(weights, key=lambda s: _LEVEL[s]):
@@ -137,10 +149,16 @@ class MultiScaleEncoder(nn.Module):
             k = weights[scale].shape[1]
             weight = conv.weight.flip(2, 3).flatten(2).to(pooled.dtype)  # (out, in, taps), flipped to match S_t
             pooled = torch.einsum("bktc,oct->bko", pooled.unflatten(1, (k, -1)), weight)
-            out[scale] = pooled if conv.bias is None else pooled + weights[scale].sum(-1, keepdim=True).to(pooled.dtype) * conv.bias.to(pooled.dtype)
+            out[scale] = (
+                pooled
+                if conv.bias is None
+                else pooled + weights[scale].sum(-1, keepdim=True).to(pooled.dtype) * conv.bias.to(pooled.dtype)
+            )
         return out
 
-    def _pooled_fine_levels(self, c: list[torch.Tensor], fine: list[tuple[str, torch.Tensor]], top_map: torch.Tensor, top: int) -> dict[str, torch.Tensor]:
+    def _pooled_fine_levels(
+        self, c: list[torch.Tensor], fine: list[tuple[str, torch.Tensor]], top_map: torch.Tensor, top: int
+    ) -> dict[str, torch.Tensor]:
         """``<S_t v, M_l>`` for the shifted masks of scales below ``top`` (finest first), without building ``M_l``."""
         grids: list[torch.Tensor] = []  # per level below top, (B, N_l, h_l, w_l): the shifted masks reaching it
         rows: dict[str, tuple[int, int]] = {}
@@ -149,7 +167,9 @@ class MultiScaleEncoder(nn.Module):
             h, w = c[level].shape[-2:]
             if carried is not None:
                 if carried.shape[-2:] != (2 * h, 2 * w):
-                    raise ValueError(f"stage sizes {[tuple(t.shape[-2:]) for t in c]} do not halve exactly; use an input size divisible by 32")
+                    raise ValueError(
+                        f"stage sizes {[tuple(t.shape[-2:]) for t in c]} do not halve exactly; use an input size divisible by 32"
+                    )
                 carried = F.avg_pool2d(carried, 2, divisor_override=1)  # D: the sum of 2x2 cells
             for scale, shifted in fine:
                 if _LEVEL[scale] == level:
@@ -163,9 +183,11 @@ class MultiScaleEncoder(nn.Module):
             grid = grids[level - self.first_level]
             n = grid.shape[1]
             pooled = torch.bmm(grid.flatten(2), c[level].flatten(2).transpose(1, 2))
-            term = pooled @ lateral.weight.flatten(1).T.to(pooled.dtype) + mass[:, :n].to(pooled.dtype) * lateral.bias.to(pooled.dtype)
+            term = pooled @ lateral.weight.flatten(1).T.to(pooled.dtype) + mass[:, :n].to(
+                pooled.dtype
+            ) * lateral.bias.to(pooled.dtype)
             merged = torch.cat([merged[:, :n] + term, merged[:, n:]], 1)
-        return {scale: merged[:, first:first + n] for scale, (first, n) in rows.items()}
+        return {scale: merged[:, first : first + n] for scale, (first, n) in rows.items()}
 
     def _shifted_masks(self, scale: str, weights: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """``(B, K * taps, h, w)``: each region mask shifted by every tap of the scale's output conv (itself if none)."""
@@ -177,7 +199,9 @@ class MultiScaleEncoder(nn.Module):
     def _output_conv(self, scale: str) -> nn.Conv2d | None:
         """The FPN's 3x3 output convolution of a scale (``None`` where the block is an identity)."""
         block = self.fpn.layer_blocks[_LEVEL[scale] - self.first_level]
-        return None if isinstance(block, nn.Identity) else self._single_conv(block, f"FPN output block of scale {scale}")
+        return (
+            None if isinstance(block, nn.Identity) else self._single_conv(block, f"FPN output block of scale {scale}")
+        )
 
     def _lateral_conv(self, level: int) -> nn.Conv2d:
         """The FPN's 1x1 lateral convolution of backbone stage ``level`` (0 = C2)."""
@@ -203,5 +227,6 @@ class MultiScaleEncoder(nn.Module):
             problem = "is not 'same'-padded and odd-sized"
         else:
             return conv
-        raise TypeError(f"{what} ({block}) {problem}: the pooled FPN reproduces only plain 'same' zero-padded "
-                        "stride-1 convolutions")
+        raise TypeError(
+            f"{what} ({block}) {problem}: the pooled FPN reproduces only plain 'same' zero-padded stride-1 convolutions"
+        )

@@ -91,13 +91,19 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, EncoderMeta]:
     meta_path = weights.with_name("encoder.json")
     for needed in (weights, meta_path):
         if not needed.is_file():
-            raise FileNotFoundError(f"{needed}: missing; an encoder export is encoder.pt + encoder.json (run `make pretrain` or `anaus-pl export`)")
+            raise FileNotFoundError(
+                f"{needed}: missing; an encoder export is encoder.pt + encoder.json (run `make pretrain` or `anaus-pl export`)"
+            )
     raw = json.loads(meta_path.read_text())
-    meta = EncoderMeta(**{**raw, "mean": tuple(raw.get("mean", DEFAULT_MEAN)), "std": tuple(raw.get("std", DEFAULT_STD))})
+    meta = EncoderMeta(
+        **{**raw, "mean": tuple(raw.get("mean", DEFAULT_MEAN)), "std": tuple(raw.get("std", DEFAULT_STD))}
+    )
     backbone = build_backbone(meta.arch, meta.library)
     state = load_checkpoint(weights, "encoder")
     missing, unexpected = backbone.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
-        raise ValueError(f"{weights}: does not match {meta.library}.{meta.arch}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ValueError(
+            f"{weights}: does not match {meta.library}.{meta.arch}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     return backbone, meta

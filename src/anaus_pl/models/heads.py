@@ -12,7 +12,12 @@ class MLP(nn.Sequential):
     """Linear -> BatchNorm1d -> ReLU -> Linear on the last dimension (any leading shape)."""
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int) -> None:
-        super().__init__(nn.Linear(in_dim, hidden_dim), nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim))
+        super().__init__(
+            nn.Linear(in_dim, hidden_dim),
+            nn.BatchNorm1d(hidden_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, out_dim),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         leading = x.shape[:-1]

@@ -67,12 +67,42 @@ ENCODERS: dict[str, EncoderSpec] = {
     "sam_vit_h": EncoderSpec("vit", 16, embed_dim=1280, depth=32, num_heads=16, global_attn=(7, 15, 23, 31)),
     "litemedsam": EncoderSpec("tinyvit", 4, normalize=False),
     # Small ViTs trained from scratch on CPU (embedded default and tests).
-    "vit_small": EncoderSpec("vit", 8, prompt_dim=128, embed_dim=192, depth=6, num_heads=6, global_attn=(2, 5),
-                             window=8, decoder_mlp=512, decoder_heads=4),
-    "vit_tiny": EncoderSpec("vit", 8, prompt_dim=96, embed_dim=128, depth=4, num_heads=4, global_attn=(1, 3),
-                            window=8, decoder_mlp=384, decoder_heads=4),
-    "vit_micro": EncoderSpec("vit", 8, prompt_dim=32, embed_dim=32, depth=2, num_heads=2, global_attn=(1,),
-                             window=4, decoder_mlp=64, decoder_heads=2),
+    "vit_small": EncoderSpec(
+        "vit",
+        8,
+        prompt_dim=128,
+        embed_dim=192,
+        depth=6,
+        num_heads=6,
+        global_attn=(2, 5),
+        window=8,
+        decoder_mlp=512,
+        decoder_heads=4,
+    ),
+    "vit_tiny": EncoderSpec(
+        "vit",
+        8,
+        prompt_dim=96,
+        embed_dim=128,
+        depth=4,
+        num_heads=4,
+        global_attn=(1, 3),
+        window=8,
+        decoder_mlp=384,
+        decoder_heads=4,
+    ),
+    "vit_micro": EncoderSpec(
+        "vit",
+        8,
+        prompt_dim=32,
+        embed_dim=32,
+        depth=2,
+        num_heads=2,
+        global_attn=(1,),
+        window=4,
+        decoder_mlp=64,
+        decoder_heads=2,
+    ),
 }
 
 
@@ -99,8 +129,10 @@ class LPSAMConfig:
         spec = ENCODERS[self.encoder]
         multiple = 16 if spec.kind == "vit" and self.encoder.startswith("sam_") else 4 * spec.stride
         if self.image_size <= 0 or self.image_size % max(multiple, spec.stride):
-            raise ValueError(f"image_size {self.image_size} must be a positive multiple of "
-                             f"{max(multiple, spec.stride)} for encoder {self.encoder!r}")
+            raise ValueError(
+                f"image_size {self.image_size} must be a positive multiple of "
+                f"{max(multiple, spec.stride)} for encoder {self.encoder!r}"
+            )
 
     @property
     def spec(self) -> EncoderSpec:
@@ -115,9 +147,13 @@ class BatchedMaskDecoder(MaskDecoder):
     B prompt sets. Same parameters, so SAM checkpoints load strictly.
     """
 
-    def predict_masks(self, image_embeddings: torch.Tensor, image_pe: torch.Tensor,
-                      sparse_prompt_embeddings: torch.Tensor,
-                      dense_prompt_embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def predict_masks(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         n = sparse_prompt_embeddings.shape[0]
         output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat((output_tokens.unsqueeze(0).expand(n, -1, -1), sparse_prompt_embeddings), dim=1)
@@ -126,10 +162,11 @@ class BatchedMaskDecoder(MaskDecoder):
         pos_src = image_pe.expand(n, -1, -1, -1)
         b, c, h, w = src.shape
         hs, src = self.transformer(src, pos_src, tokens)
-        mask_tokens_out = hs[:, 1:1 + self.num_mask_tokens]
+        mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens]
         upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
-        hyper_in = torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
-                               dim=1)
+        hyper_in = torch.stack(
+            [mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
+        )
         b, c, h, w = upscaled.shape
         masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
         return masks, self.iou_prediction_head(hs[:, 0])
@@ -138,10 +175,20 @@ class BatchedMaskDecoder(MaskDecoder):
 def _build_image_encoder(spec: EncoderSpec, image_size: int) -> nn.Module:
     if spec.kind == "tinyvit":
         return TinyViTSam(out_chans=spec.prompt_dim)
-    return ImageEncoderViT(img_size=image_size, patch_size=spec.stride, embed_dim=spec.embed_dim, depth=spec.depth,
-                           num_heads=spec.num_heads, mlp_ratio=4, out_chans=spec.prompt_dim, qkv_bias=True,
-                           norm_layer=partial(nn.LayerNorm, eps=1e-6), use_rel_pos=True,
-                           global_attn_indexes=spec.global_attn, window_size=spec.window)
+    return ImageEncoderViT(
+        img_size=image_size,
+        patch_size=spec.stride,
+        embed_dim=spec.embed_dim,
+        depth=spec.depth,
+        num_heads=spec.num_heads,
+        mlp_ratio=4,
+        out_chans=spec.prompt_dim,
+        qkv_bias=True,
+        norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        use_rel_pos=True,
+        global_attn_indexes=spec.global_attn,
+        window_size=spec.window,
+    )
 
 
 class LPSAM(nn.Module):
@@ -158,18 +205,39 @@ class LPSAM(nn.Module):
         grid = config.image_size // spec.stride
         self.image_encoder = _build_image_encoder(spec, config.image_size)
         block_dims = self.image_encoder.block_dims if spec.kind == "tinyvit" else [spec.embed_dim] * spec.depth
-        self.adapters = EncoderAdapters(block_dims, config.adapter_ratio, config.cnn_branch and spec.kind == "vit",
-                                        spec.embed_dim, spec.stride, config.cnn_width)
-        self.prompt_encoder = PromptEncoder(embed_dim=spec.prompt_dim, image_embedding_size=(grid, grid),
-                                            input_image_size=(config.image_size, config.image_size), mask_in_chans=16)
+        self.adapters = EncoderAdapters(
+            block_dims,
+            config.adapter_ratio,
+            config.cnn_branch and spec.kind == "vit",
+            spec.embed_dim,
+            spec.stride,
+            config.cnn_width,
+        )
+        self.prompt_encoder = PromptEncoder(
+            embed_dim=spec.prompt_dim,
+            image_embedding_size=(grid, grid),
+            input_image_size=(config.image_size, config.image_size),
+            mask_in_chans=16,
+        )
         self.mask_decoder = BatchedMaskDecoder(
-            num_multimask_outputs=3, transformer_dim=spec.prompt_dim, iou_head_depth=3,
+            num_multimask_outputs=3,
+            transformer_dim=spec.prompt_dim,
+            iou_head_depth=3,
             iou_head_hidden_dim=spec.prompt_dim,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=spec.prompt_dim, mlp_dim=spec.decoder_mlp,
-                                          num_heads=spec.decoder_heads))
+            transformer=TwoWayTransformer(
+                depth=2, embedding_dim=spec.prompt_dim, mlp_dim=spec.decoder_mlp, num_heads=spec.decoder_heads
+            ),
+        )
         self.prompt_engine = LatentPromptEngine(
-            len(self.vocabulary), spec.prompt_dim, spec.stride, config.prompt_tokens, config.prompt_rounds,
-            min(config.prompt_heads, spec.decoder_heads), config.prompt_mlp_dim, config.cnn_width)
+            len(self.vocabulary),
+            spec.prompt_dim,
+            spec.stride,
+            config.prompt_tokens,
+            config.prompt_rounds,
+            min(config.prompt_heads, spec.decoder_heads),
+            config.prompt_mlp_dim,
+            config.cnn_width,
+        )
         mean, std = (SAM_PIXEL_MEAN, SAM_PIXEL_STD) if spec.normalize else ((0.0,) * 3, (1.0,) * 3)
         self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
@@ -177,14 +245,18 @@ class LPSAM(nn.Module):
     # ----------------------------------------------------------------- parts
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by part, for phase-wise training."""
-        return {name: list(getattr(self, name).parameters())
-                for name in ("image_encoder", "adapters", "prompt_encoder", "mask_decoder", "prompt_engine")}
+        return {
+            name: list(getattr(self, name).parameters())
+            for name in ("image_encoder", "adapters", "prompt_encoder", "mask_decoder", "prompt_engine")
+        }
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Grayscale ``[0, 1]`` ``(B, 1, S, S)`` -> the encoder's 3-channel input."""
         if images.ndim != 4 or images.shape[1] != 1 or images.shape[-2:] != (self.image_size, self.image_size):
-            raise ValueError(f"LP-SAM expects (B, 1, {self.image_size}, {self.image_size}) images in [0, 1], "
-                             f"got {tuple(images.shape)}; letterbox frames to the model size first")
+            raise ValueError(
+                f"LP-SAM expects (B, 1, {self.image_size}, {self.image_size}) images in [0, 1], "
+                f"got {tuple(images.shape)}; letterbox frames to the model size first"
+            )
         return (images.expand(-1, 3, -1, -1) - self.pixel_mean) / self.pixel_std
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
@@ -213,8 +285,12 @@ class LPSAM(nn.Module):
         return up.view(*lead, self.image_size, self.image_size)
 
     # --------------------------------------------------------------- decoding
-    def decode_prompted(self, embeddings: torch.Tensor, points: tuple[torch.Tensor, torch.Tensor] | None = None,
-                        boxes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_prompted(
+        self,
+        embeddings: torch.Tensor,
+        points: tuple[torch.Tensor, torch.Tensor] | None = None,
+        boxes: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One mask per prompt set with SAM's own prompts (single-mask output).
 
         ``embeddings`` holds one image embedding per prompt set ``(N, D, h, w)``;
@@ -222,12 +298,14 @@ class LPSAM(nn.Module):
         pixels. Returns low-resolution logits ``(N, h', w')`` and predicted IoU ``(N,)``.
         """
         sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=None)
-        logits, iou = self.mask_decoder(embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense,
-                                        multimask_output=False)
+        logits, iou = self.mask_decoder(
+            embeddings, self.prompt_encoder.get_dense_pe(), sparse, dense, multimask_output=False
+        )
         return logits[:, 0], iou[:, 0]
 
-    def decode_latent_pairs(self, images: torch.Tensor, embeddings: torch.Tensor,
-                            pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_latent_pairs(
+        self, images: torch.Tensor, embeddings: torch.Tensor, pairs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Low-resolution logits ``(N, h', w')`` and predicted IoU ``(N,)`` of the ``(image, class)`` rows of ``pairs``.
 
         The prompt engine always refines every class's tokens together (classes
@@ -238,8 +316,13 @@ class LPSAM(nn.Module):
         dense = self.prompt_engine.dense_prompts(self.prompt_encoder.no_mask_embed.weight[0])
         image_rows, class_rows = pairs[:, 0], pairs[:, 1]
         dense = dense[class_rows][:, :, None, None].expand(-1, -1, *embeddings.shape[-2:])
-        logits, iou = self.mask_decoder(embeddings[image_rows], self.prompt_encoder.get_dense_pe(),
-                                        sparse[image_rows, class_rows], dense, multimask_output=False)
+        logits, iou = self.mask_decoder(
+            embeddings[image_rows],
+            self.prompt_encoder.get_dense_pe(),
+            sparse[image_rows, class_rows],
+            dense,
+            multimask_output=False,
+        )
         return logits[:, 0], iou[:, 0]
 
     def decode_latent(self, images: torch.Tensor, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -273,14 +356,19 @@ def build_lpsam(config: LPSAMConfig, load_weights: bool = True) -> LPSAM:
     if load and spec.kind == "vit":
         if not config.checkpoint:
             if config.encoder.startswith("sam_"):
-                raise CheckpointError(f"encoder {config.encoder!r} with pretrained=true needs 'checkpoint' (the "
-                                      "official SAM .pth file); set pretrained: false to train from scratch")
+                raise CheckpointError(
+                    f"encoder {config.encoder!r} with pretrained=true needs 'checkpoint' (the "
+                    "official SAM .pth file); set pretrained: false to train from scratch"
+                )
         else:
             state = read_state_dict(config.checkpoint)
             check_sam_state(state, config.checkpoint, config.encoder)
     model = LPSAM(config)
-    parts = {"image_encoder": model.image_encoder, "prompt_encoder": model.prompt_encoder,
-             "mask_decoder": model.mask_decoder}
+    parts = {
+        "image_encoder": model.image_encoder,
+        "prompt_encoder": model.prompt_encoder,
+        "mask_decoder": model.mask_decoder,
+    }
     if state is not None:
         load_sam_parts(parts, state, config.checkpoint, config.encoder, spec.global_attn)
     elif load and spec.kind == "tinyvit":
@@ -300,4 +388,3 @@ def load_lpsam(checkpoint_path: str | Path, map_location: str | torch.device = "
     state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(state, strict=True)
     return model.to(map_location).eval()
-

@@ -39,14 +39,17 @@ class PostProcess:
     def thresholds(self, num_classes: int) -> torch.Tensor:
         values = [self.threshold] * num_classes if isinstance(self.threshold, (int, float)) else list(self.threshold)
         if len(values) != num_classes:
-            raise ValueError(f"postprocess.threshold has {len(values)} values for {num_classes} classes; give one per class or a single value")
+            raise ValueError(
+                f"postprocess.threshold has {len(values)} values for {num_classes} classes; give one per class or a single value"
+            )
         if not all(0.0 <= v <= 1.0 for v in values):
             raise ValueError(f"postprocess.threshold values must lie in [0, 1], got {values}")
         return torch.tensor(values, dtype=torch.float32)
 
 
-def resolve_labels(probabilities: torch.Tensor, thresholds: torch.Tensor, valid_hw: torch.Tensor,
-                   allowed: torch.Tensor | None = None) -> torch.Tensor:
+def resolve_labels(
+    probabilities: torch.Tensor, thresholds: torch.Tensor, valid_hw: torch.Tensor, allowed: torch.Tensor | None = None
+) -> torch.Tensor:
     """Steps 1-3: ``(B, C, S, S)`` probabilities -> ``uint8 (B, S, S)`` label maps (runs on any device).
 
     ``allowed`` (``bool (B, C)``, optional): the classes each frame may hold; ``None`` allows all.
@@ -60,7 +63,9 @@ def resolve_labels(probabilities: torch.Tensor, thresholds: torch.Tensor, valid_
     labels = (best + 1) * candidate.any(dim=1)
     rows = torch.arange(h, device=labels.device).view(1, h, 1)
     cols = torch.arange(w, device=labels.device).view(1, 1, w)
-    inside = (rows < valid_hw[:, 0].to(labels.device).view(b, 1, 1)) & (cols < valid_hw[:, 1].to(labels.device).view(b, 1, 1))
+    inside = (rows < valid_hw[:, 0].to(labels.device).view(b, 1, 1)) & (
+        cols < valid_hw[:, 1].to(labels.device).view(b, 1, 1)
+    )
     return (labels * inside).to(torch.uint8)
 
 
@@ -82,9 +87,14 @@ def filter_regions(label_map: np.ndarray, num_classes: int, min_area: int, keep_
     return out
 
 
-def label_maps(probabilities: torch.Tensor, valid_hw: torch.Tensor, config: PostProcess,
-               allowed: torch.Tensor | None = None) -> np.ndarray:
+def label_maps(
+    probabilities: torch.Tensor, valid_hw: torch.Tensor, config: PostProcess, allowed: torch.Tensor | None = None
+) -> np.ndarray:
     """All steps: ``(B, C, S, S)`` probabilities -> ``uint8 (B, S, S)`` numpy label maps (``allowed`` as in :func:`resolve_labels`)."""
     num_classes = probabilities.shape[1]
     labels = resolve_labels(probabilities, config.thresholds(num_classes), valid_hw, allowed).cpu().numpy()
-    return np.stack([filter_regions(m, num_classes, config.min_area, config.keep_largest_component) for m in labels]) if len(labels) else labels
+    return (
+        np.stack([filter_regions(m, num_classes, config.min_area, config.keep_largest_component) for m in labels])
+        if len(labels)
+        else labels
+    )

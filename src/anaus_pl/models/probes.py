@@ -31,7 +31,7 @@ def extract_features(encoder: nn.Module, images: np.ndarray, batch_size: int = 6
     device = next(encoder.parameters()).device
     chunks: list[list[torch.Tensor]] = []
     for start in range(0, len(images), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size])).float().div(255).unsqueeze(1)
+        batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).float().div(255).unsqueeze(1)
         chunks.append([f.float().cpu() for f in encoder(batch.to(device))])
     encoder.train(was_training)
     return [torch.cat([chunk[level] for chunk in chunks]) for level in range(len(chunks[0]))]
@@ -42,8 +42,14 @@ def pooled(features: Sequence[torch.Tensor]) -> torch.Tensor:
     return features[-1].mean((-2, -1))
 
 
-def knn_probabilities(train: torch.Tensor, labels: torch.Tensor, test: torch.Tensor, num_classes: int, k: int = 20,
-                      temperature: float = 0.07) -> torch.Tensor:
+def knn_probabilities(
+    train: torch.Tensor,
+    labels: torch.Tensor,
+    test: torch.Tensor,
+    num_classes: int,
+    k: int = 20,
+    temperature: float = 0.07,
+) -> torch.Tensor:
     """Class scores ``(N_test, C)`` of a cosine kNN: the ``k`` nearest training features vote ``exp(cos / T)``.
 
     The weighted vote of InstDisc / solo-learn / lightly; rows sum to 1.
@@ -69,8 +75,9 @@ class LinearProbe(nn.Module):
         return self.linear((features - self.mean) / self.std)
 
 
-def fit_linear_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: int, weight_decay: float = 1e-3,
-                     max_iter: int = 100) -> LinearProbe:
+def fit_linear_probe(
+    features: torch.Tensor, labels: torch.Tensor, num_classes: int, weight_decay: float = 1e-3, max_iter: int = 100
+) -> LinearProbe:
     """Multinomial logistic regression (L2 ``weight_decay``), full batch, L-BFGS; deterministic."""
     features = features.float()
     if not torch.isfinite(features).all():
@@ -85,7 +92,9 @@ def fit_linear_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: 
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        penalty = probe.linear.weight.square().sum() + probe.linear.bias.square().sum()  # strictly convex: a finite optimum
+        penalty = (
+            probe.linear.weight.square().sum() + probe.linear.bias.square().sum()
+        )  # strictly convex: a finite optimum
         loss = F.cross_entropy(probe(features), labels) + weight_decay * penalty
         loss.backward()
         return loss
@@ -100,20 +109,36 @@ class LightDecoder(nn.Module):
     def __init__(self, channels: Sequence[int], width: int = 32, prior: float | None = None) -> None:
         super().__init__()
         self.project = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels)
-        self.head = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.Conv2d(width, width, 3, padding=1),
-                                  nn.BatchNorm2d(width), nn.ReLU(inplace=True), nn.Conv2d(width, 1, 1))
+        self.head = nn.Sequential(
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, 1, 1),
+        )
         init_foreground_prior(self.head[-1], prior)
 
     def forward(self, features: Sequence[torch.Tensor], size: int) -> torch.Tensor:
         """Mask logits ``(B, size, size)``."""
         finest = features[0].shape[-2:]
-        fused = sum(F.interpolate(p(f), size=finest, mode="bilinear", align_corners=False) if f.shape[-2:] != finest else p(f)
-                    for p, f in zip(self.project, features))
+        fused = sum(
+            F.interpolate(p(f), size=finest, mode="bilinear", align_corners=False) if f.shape[-2:] != finest else p(f)
+            for p, f in zip(self.project, features)
+        )
         return F.interpolate(self.head(fused), size=(size, size), mode="bilinear", align_corners=False)[:, 0]
 
 
-def fit_decoder(features: Sequence[torch.Tensor], masks: torch.Tensor, width: int = 32, epochs: int = 30,
-                batch_size: int = 16, lr: float = 3e-3, seed: int = 0, prior: float | None = None) -> LightDecoder:
+def fit_decoder(
+    features: Sequence[torch.Tensor],
+    masks: torch.Tensor,
+    width: int = 32,
+    epochs: int = 30,
+    batch_size: int = 16,
+    lr: float = 3e-3,
+    seed: int = 0,
+    prior: float | None = None,
+) -> LightDecoder:
     """Train a :class:`LightDecoder` with BCE + soft Dice on cached features of ``(N, S, S)`` 0/1 masks (Adam, cosine)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
@@ -127,11 +152,13 @@ def fit_decoder(features: Sequence[torch.Tensor], masks: torch.Tensor, width: in
     for _ in range(epochs):
         order = torch.randperm(len(masks), generator=generator)
         for start in range(0, len(order), batch_size):
-            batch = order[start:start + batch_size]
+            batch = order[start : start + batch_size]
             if len(batch) < 2:  # batch norm needs two samples
                 continue
             logits = decoder([f[batch] for f in features], masks.shape[-1])
-            loss = F.binary_cross_entropy_with_logits(logits, masks[batch]) + soft_dice_loss(logits, masks[batch]).mean()
+            loss = (
+                F.binary_cross_entropy_with_logits(logits, masks[batch]) + soft_dice_loss(logits, masks[batch]).mean()
+            )
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -44,8 +44,17 @@ class PatchEncoder(nn.Module):
 class LatentPromptEngine(nn.Module):
     """Per-class latent prompt tokens refined against the image: ``(B, C, T, dim)`` sparse prompts."""
 
-    def __init__(self, num_classes: int, dim: int, grid_stride: int, tokens_per_class: int = 2, rounds: int = 4,
-                 num_heads: int = 8, mlp_dim: int = 1024, patch_width: int = 32) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        dim: int,
+        grid_stride: int,
+        tokens_per_class: int = 2,
+        rounds: int = 4,
+        num_heads: int = 8,
+        mlp_dim: int = 1024,
+        patch_width: int = 32,
+    ) -> None:
         super().__init__()
         if rounds < 1:
             raise ValueError(f"the prompt engine needs at least one round, got {rounds}")
@@ -57,7 +66,8 @@ class LatentPromptEngine(nn.Module):
         self.fuse_norm = nn.ModuleList(nn.LayerNorm(dim) for _ in range(rounds))
         self.rounds = nn.ModuleList(
             TwoWayAttentionBlock(dim, num_heads, mlp_dim, activation=nn.GELU, skip_first_layer_pe=False)
-            for _ in range(rounds))
+            for _ in range(rounds)
+        )
         self.out_norm = nn.LayerNorm(dim)
         # added to SAM's no-mask embedding (N(0, 1) like it): a direct class signal on every image token
         self.class_dense = nn.Parameter(torch.randn(num_classes, dim))

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 
-def sample_prompts(masks: torch.Tensor, box_jitter: float = 0.1,
-                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def sample_prompts(
+    masks: torch.Tensor, box_jitter: float = 0.1, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """For each non-empty mask ``(N, H, W)``: a uniform random foreground click and its box, jittered.
 
     Returns ``points (N, 1, 2)`` xy pixels, ``labels (N, 1)`` (all positive) and

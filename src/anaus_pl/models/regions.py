@@ -59,7 +59,9 @@ def region_weights(fractions: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     ``fractions (B, R, s, s)`` from :func:`region_fractions`, ``ids (B, K)``; row ``(b, k)``
     is ``a_{m_{b,k}} / max(sum_cells a_{m_{b,k}}, eps)`` (zero for a region absent at this scale).
     """
-    masks = torch.gather(fractions.flatten(2), 1, ids[:, :, None].expand(-1, -1, fractions.shape[-2] * fractions.shape[-1]))
+    masks = torch.gather(
+        fractions.flatten(2), 1, ids[:, :, None].expand(-1, -1, fractions.shape[-2] * fractions.shape[-1])
+    )
     return masks / masks.sum(-1, keepdim=True).clamp_min(1e-6)
 
 

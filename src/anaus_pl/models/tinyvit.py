@@ -149,18 +149,30 @@ class BasicLayer(nn.Module):
 class TinyViTSam(nn.Module):
     """LiteMedSAM's image encoder: ``(B, 3, S, S)`` -> ``(B, 256, S/4, S/4)``."""
 
-    def __init__(self, embed_dims: Sequence[int] = (64, 128, 160, 320), depths: Sequence[int] = (2, 2, 6, 2),
-                 num_heads: Sequence[int] = (2, 4, 5, 10), windows: Sequence[int] = (7, 7, 14, 7),
-                 out_chans: int = 256, mbconv_expand: float = 4.0) -> None:
+    def __init__(
+        self,
+        embed_dims: Sequence[int] = (64, 128, 160, 320),
+        depths: Sequence[int] = (2, 2, 6, 2),
+        num_heads: Sequence[int] = (2, 4, 5, 10),
+        windows: Sequence[int] = (7, 7, 14, 7),
+        out_chans: int = 256,
+        mbconv_expand: float = 4.0,
+    ) -> None:
         super().__init__()
         self.block_dims = [embed_dims[i] for i in range(1, 4) for _ in range(depths[i])]
         self.patch_embed = PatchEmbed(3, embed_dims[0])
         self.layers = nn.ModuleList([ConvLayer(embed_dims[0], depths[0], embed_dims[1], mbconv_expand)])
         for i in range(1, 4):
             out_dim = embed_dims[i + 1] if i < 3 else None
-            self.layers.append(BasicLayer(embed_dims[i], depths[i], num_heads[i], windows[i], out_dim, 2 if i < 2 else 1))
-        self.neck = nn.Sequential(nn.Conv2d(embed_dims[3], out_chans, 1, bias=False), LayerNorm2d(out_chans),
-                                  nn.Conv2d(out_chans, out_chans, 3, padding=1, bias=False), LayerNorm2d(out_chans))
+            self.layers.append(
+                BasicLayer(embed_dims[i], depths[i], num_heads[i], windows[i], out_dim, 2 if i < 2 else 1)
+            )
+        self.neck = nn.Sequential(
+            nn.Conv2d(embed_dims[3], out_chans, 1, bias=False),
+            LayerNorm2d(out_chans),
+            nn.Conv2d(out_chans, out_chans, 3, padding=1, bias=False),
+            LayerNorm2d(out_chans),
+        )
 
     def forward(self, x: torch.Tensor, block_hook: BlockHook | None = None) -> torch.Tensor:
         """Embed ``x``; ``block_hook(i, tokens)`` runs after the i-th transformer block (adapters)."""

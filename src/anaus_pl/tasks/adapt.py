@@ -62,12 +62,22 @@ def cosine_factor(step: int, length: int, warmup: int) -> float:
 class AdaptTask(LightningModule):
     """Adapts LP-SAM (adapter phase, then prompt phase); the checkpoint rebuilds the model alone."""
 
-    def __init__(self, model: LPSAMConfig | None = None, adapter_epochs: int = 1,
-                 adapter_trainable: Sequence[str] = ("adapters",),
-                 prompt_trainable: Sequence[str] = ("prompt_engine", "mask_decoder"),
-                 adapter_lr: float = 5e-4, prompt_lr: float = 5e-4, weight_decay: float = 1e-4,
-                 warmup_steps: int = 0, dice_weight: float = 0.15, iou_weight: float = 1.0,
-                 box_jitter: float = 0.1, overlay_images: int = 4, adapter_iou_loss: bool = False) -> None:
+    def __init__(
+        self,
+        model: LPSAMConfig | None = None,
+        adapter_epochs: int = 1,
+        adapter_trainable: Sequence[str] = ("adapters",),
+        prompt_trainable: Sequence[str] = ("prompt_engine", "mask_decoder"),
+        adapter_lr: float = 5e-4,
+        prompt_lr: float = 5e-4,
+        weight_decay: float = 1e-4,
+        warmup_steps: int = 0,
+        dice_weight: float = 0.15,
+        iou_weight: float = 1.0,
+        box_jitter: float = 0.1,
+        overlay_images: int = 4,
+        adapter_iou_loss: bool = False,
+    ) -> None:
         super().__init__()
         config = model if isinstance(model, LPSAMConfig) else LPSAMConfig(**(model or {}))
         for name, parts in (("adapter_trainable", adapter_trainable), ("prompt_trainable", prompt_trainable)):
@@ -94,8 +104,10 @@ class AdaptTask(LightningModule):
         if not self.config.classes:
             self.config.classes = list(vocabulary.names)
         elif list(self.config.classes) != list(vocabulary.names):
-            raise ValueError(f"model.classes {list(self.config.classes)} differ from the data's vocabulary "
-                             f"{list(vocabulary.names)}; remove model.classes or make them match")
+            raise ValueError(
+                f"model.classes {list(self.config.classes)} differ from the data's vocabulary "
+                f"{list(vocabulary.names)}; remove model.classes or make them match"
+            )
         self.hparams["model"] = asdict(self.config)
 
     def configure_model(self) -> None:
@@ -114,17 +126,25 @@ class AdaptTask(LightningModule):
         self.iou_pearson = PearsonCorrCoef()
         for phase in ("adapter", "prompt"):
             count = sum(count_parameters(getattr(self.model, p)) for p in self.trainable[phase])
-            log.info("LP-SAM %s phase: %.2fM trainable parameters (%s)", phase, count / 1e6,
-                     ", ".join(sorted(self.trainable[phase])))
-        log.info("LP-SAM total: %.2fM parameters, adapters %.2fM", count_parameters(self.model) / 1e6,
-                 count_parameters(self.model.adapters) / 1e6)
+            log.info(
+                "LP-SAM %s phase: %.2fM trainable parameters (%s)",
+                phase,
+                count / 1e6,
+                ", ".join(sorted(self.trainable[phase])),
+            )
+        log.info(
+            "LP-SAM total: %.2fM parameters, adapters %.2fM",
+            count_parameters(self.model) / 1e6,
+            count_parameters(self.model.adapters) / 1e6,
+        )
 
     def configure_optimizers(self):
         hp = self.hparams
         groups = self.model.parameter_groups()
         used = [p for p in PARTS if any(p in self.trainable[ph] for ph in self.trainable)]
-        optimizer = torch.optim.AdamW([{"params": groups[p], "name": p, "lr": 1.0} for p in used],
-                                      lr=1.0, weight_decay=hp.weight_decay)
+        optimizer = torch.optim.AdamW(
+            [{"params": groups[p], "name": p, "lr": 1.0} for p in used], lr=1.0, weight_decay=hp.weight_decay
+        )
         total = int(self.trainer.estimated_stepping_batches)
         per_epoch = max(1, total // max(1, self.trainer.max_epochs or 1))
         boundary = min(total, hp.adapter_epochs * per_epoch)
@@ -137,6 +157,7 @@ class AdaptTask(LightningModule):
                     return 0.0
                 start, length, lr = spans[phase]
                 return lr * cosine_factor(step - start, length, hp.warmup_steps)
+
             return factor
 
         scheduler = LambdaLR(optimizer, [schedule(p) for p in used])
@@ -176,7 +197,9 @@ class AdaptTask(LightningModule):
         logits, iou = self.model.decode_latent(batch["image"], embeddings)
         return self.model.upsample(logits), iou
 
-    def _loss(self, logits: torch.Tensor, iou: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss(
+        self, logits: torch.Tensor, iou: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         mask_loss = bce_dice_loss(logits, targets, self.hparams.dice_weight)
         actual = hard_iou(logits.detach() > 0, targets)
         return mask_loss, ((iou - actual) ** 2).mean()
@@ -207,8 +230,9 @@ class AdaptTask(LightningModule):
             mask_loss, iou_loss = self._loss(self.model.upsample(logits), iou, targets)
         loss = mask_loss + iou_weight * iou_loss
         size = batch["image"].shape[0]
-        self.log_dict({f"train/{self.phase}_mask_loss": mask_loss, f"train/{self.phase}_iou_loss": iou_loss},
-                      batch_size=size)
+        self.log_dict(
+            {f"train/{self.phase}_mask_loss": mask_loss, f"train/{self.phase}_iou_loss": iou_loss}, batch_size=size
+        )
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         return loss
 
@@ -219,7 +243,9 @@ class AdaptTask(LightningModule):
             logits, _, masks = self._prompted(batch, generator)
             if logits is not None:
                 predicted = logits > 0
-                dice = 2 * (predicted & masks).sum((-2, -1)) / (predicted.sum((-2, -1)) + masks.sum((-2, -1))).clamp_min(1)
+                dice = (
+                    2 * (predicted & masks).sum((-2, -1)) / (predicted.sum((-2, -1)) + masks.sum((-2, -1))).clamp_min(1)
+                )
                 self.val_prompted_dice.update(dice)
             return
         logits, iou = self._latent(batch)

@@ -31,20 +31,22 @@ DEFAULT_LOADER = "anaus_pl.models.lpsam:load_lpsam"
 class AnnotatedBatch:
     """What one inference batch gives the store writer (numpy, on the CPU)."""
 
-    images: np.ndarray       # uint8 (B, S, S) letterboxed frames
-    masks: np.ndarray        # uint8 (B, S, S) label maps
-    valid_hw: np.ndarray     # int32 (B, 2)
-    scores: np.ndarray       # float32 (B, C): the predictor's per-class confidence (LP-SAM's predicted IoU)
+    images: np.ndarray  # uint8 (B, S, S) letterboxed frames
+    masks: np.ndarray  # uint8 (B, S, S) label maps
+    valid_hw: np.ndarray  # int32 (B, 2)
+    scores: np.ndarray  # float32 (B, C): the predictor's per-class confidence (LP-SAM's predicted IoU)
     sources: list[str]
-    keep: np.ndarray         # bool (B,): False for frames dropped as empty
+    keep: np.ndarray  # bool (B,): False for frames dropped as empty
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source, error) of frames that did not decode
 
 
 def check_predictor_checkpoint(loader: str, checkpoint: str) -> None:
     """Fail fast, without loading anything, on a missing checkpoint (and, for LP-SAM, on an unreadable one)."""
     if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"{checkpoint}: LP-SAM checkpoint not found; run `make adapt` "
-                                "(anaus-pl fit --config stages/adapt.yaml) or set model.init_args.lpsam_checkpoint")
+        raise FileNotFoundError(
+            f"{checkpoint}: LP-SAM checkpoint not found; run `make adapt` "
+            "(anaus-pl fit --config stages/adapt.yaml) or set model.init_args.lpsam_checkpoint"
+        )
     if loader == DEFAULT_LOADER:
         check_checkpoint(checkpoint, "adapt")
 
@@ -68,8 +70,13 @@ class AnnotateTask(LightningModule):
         predictor_loader: ``module:function`` that loads the predictor from the checkpoint.
     """
 
-    def __init__(self, lpsam_checkpoint: str, postprocess: PostProcess | None = None,
-                 autocast: Literal["auto", "bf16", "fp16", "off"] = "auto", predictor_loader: str = DEFAULT_LOADER) -> None:
+    def __init__(
+        self,
+        lpsam_checkpoint: str,
+        postprocess: PostProcess | None = None,
+        autocast: Literal["auto", "bf16", "fp16", "off"] = "auto",
+        predictor_loader: str = DEFAULT_LOADER,
+    ) -> None:
         super().__init__()
         self.lpsam_checkpoint = lpsam_checkpoint
         self.postprocess = postprocess or PostProcess()
@@ -128,5 +135,12 @@ class AnnotateTask(LightningModule):
             c, s = len(self.vocabulary), images.shape[-1]
             masks, scores = np.zeros((0, s, s), np.uint8), np.zeros((0, c), np.float32)
         keep = np.ones(len(masks), bool) if self.postprocess.keep_empty else masks.reshape(len(masks), -1).any(axis=1)
-        return AnnotatedBatch(images=images.cpu().numpy(), masks=masks, valid_hw=valid_hw.cpu().numpy().astype(np.int32),
-                              scores=scores, sources=list(batch["sources"]), keep=keep, skipped=list(batch["skipped"]))
+        return AnnotatedBatch(
+            images=images.cpu().numpy(),
+            masks=masks,
+            valid_hw=valid_hw.cpu().numpy().astype(np.int32),
+            scores=scores,
+            sources=list(batch["sources"]),
+            keep=keep,
+            skipped=list(batch["skipped"]),
+        )

@@ -90,13 +90,21 @@ def check_config(path: Path, expected: str | None) -> None:
         return
     for file, recorded in recorded_config_hashes(path).items():
         if recorded != expected:
-            raise StoreError(f"{file}: written under another configuration (config_sha256 {recorded[:12]}, this run "
-                             f"{expected[:12]}); rerun with --overwrite true to replace the store, or set store.path to a new file")
+            raise StoreError(
+                f"{file}: written under another configuration (config_sha256 {recorded[:12]}, this run "
+                f"{expected[:12]}); rerun with --overwrite true to replace the store, or set store.path to a new file"
+            )
 
 
 def remove_outputs(path: Path) -> None:
     """Delete the store ``path``, its shards and partial file, and its summary and preview (``--overwrite``)."""
-    for file in [path, partial_path(path), *shard_paths(path), path.with_name("summary.json"), path.with_name("preview.png")]:
+    for file in [
+        path,
+        partial_path(path),
+        *shard_paths(path),
+        path.with_name("summary.json"),
+        path.with_name("preview.png"),
+    ]:
         file.unlink(missing_ok=True)
 
 
@@ -155,14 +163,31 @@ class AnatomyStoreCallback(BasePredictionWriter):
         trainer.datamodule.skip_sources(done)
 
     def on_predict_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        attrs = {"lpsam_checkpoint": str(pl_module.lpsam_checkpoint), "lpsam_sha256": file_sha256(pl_module.lpsam_checkpoint),
-                 "config": self.config, **({"config_sha256": self.config_hash} if self.config_hash else {})}
-        self._writer = AnatomyStoreWriter(self.path, pl_module.vocabulary.names, pl_module.image_size, attrs,
-                                           partial=shard_path(self.path, trainer.global_rank, self._attempt))
+        attrs = {
+            "lpsam_checkpoint": str(pl_module.lpsam_checkpoint),
+            "lpsam_sha256": file_sha256(pl_module.lpsam_checkpoint),
+            "config": self.config,
+            **({"config_sha256": self.config_hash} if self.config_hash else {}),
+        }
+        self._writer = AnatomyStoreWriter(
+            self.path,
+            pl_module.vocabulary.names,
+            pl_module.image_size,
+            attrs,
+            partial=shard_path(self.path, trainer.global_rank, self._attempt),
+        )
         self._start = time.perf_counter()
 
-    def write_on_batch_end(self, trainer: Trainer, pl_module: LightningModule, prediction: AnnotatedBatch, batch_indices: Any,
-                           batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def write_on_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        prediction: AnnotatedBatch,
+        batch_indices: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         for source, error in prediction.skipped:  # the error names the file
             log.warning("skipped %s", error if source.split("#")[0] in error else f"{source}: {error}")
         self._counts["processed"] += len(prediction.sources)
@@ -184,9 +209,15 @@ class AnatomyStoreCallback(BasePredictionWriter):
             return np.concatenate([getattr(b, name) for b in batches])[keep] if batches else np.zeros(0)
 
         assert self._writer is not None
-        self._writer.append(kept("images"), kept("masks"), kept("valid_hw"), kept("scores"),
-                            [s for s, k in zip(sources, keep) if k], dropped=[s for s, k in zip(sources, keep) if not k],
-                            skipped=self._skipped)
+        self._writer.append(
+            kept("images"),
+            kept("masks"),
+            kept("valid_hw"),
+            kept("scores"),
+            [s for s, k in zip(sources, keep) if k],
+            dropped=[s for s, k in zip(sources, keep) if not k],
+            skipped=self._skipped,
+        )
         self._buffer, self._skipped = [], []
         self._write_seconds += time.perf_counter() - started
 
@@ -195,8 +226,14 @@ class AnatomyStoreCallback(BasePredictionWriter):
         assert self._writer is not None
         self._writer.close()
         inference_seconds = time.perf_counter() - self._start
-        totals = trainer.strategy.reduce(torch.tensor([self._counts["processed"], self._counts["skipped"], self._write_seconds],
-                                                      dtype=torch.float64, device=pl_module.device), reduce_op="sum")
+        totals = trainer.strategy.reduce(
+            torch.tensor(
+                [self._counts["processed"], self._counts["skipped"], self._write_seconds],
+                dtype=torch.float64,
+                device=pl_module.device,
+            ),
+            reduce_op="sum",
+        )
         trainer.strategy.barrier("annotate-merge")
         if trainer.is_global_zero:
             self._finish(trainer, pl_module, totals.tolist(), inference_seconds)
@@ -208,13 +245,23 @@ class AnatomyStoreCallback(BasePredictionWriter):
             self._writer.close()
         self._lock.release()
 
-    def _finish(self, trainer: Trainer, pl_module: LightningModule, totals: list[float], inference_seconds: float) -> None:
+    def _finish(
+        self, trainer: Trainer, pl_module: LightningModule, totals: list[float], inference_seconds: float
+    ) -> None:
         processed, skipped_now, write_seconds = int(totals[0]), int(totals[1]), totals[2]
         frames = trainer.datamodule.frames()
         started = time.perf_counter()
-        counters = merge_shards(self.path, shard_paths(self.path), order=frames.sources(),
-                                attrs={"frames_in": len(frames), "lpsam_checkpoint": str(pl_module.lpsam_checkpoint),
-                                       "lpsam_sha256": file_sha256(pl_module.lpsam_checkpoint), "config": self.config})
+        counters = merge_shards(
+            self.path,
+            shard_paths(self.path),
+            order=frames.sources(),
+            attrs={
+                "frames_in": len(frames),
+                "lpsam_checkpoint": str(pl_module.lpsam_checkpoint),
+                "lpsam_sha256": file_sha256(pl_module.lpsam_checkpoint),
+                "config": self.config,
+            },
+        )
         merge_seconds = time.perf_counter() - started
         classes = list(pl_module.vocabulary.names)
         written = counters["frames_written"]
@@ -227,19 +274,34 @@ class AnatomyStoreCallback(BasePredictionWriter):
             "frames_written": written,
             "frames_skipped": counters["frames_skipped"],
             "frames_dropped_empty": counters["frames_dropped_empty"],
-            "coverage": {name: {"frames": round(float(counters["class_frames"][k]) / max(1, written), 4),
-                                "area": round(float(counters["class_pixels"][k]) / valid, 4)} for k, name in enumerate(classes)},
+            "coverage": {
+                name: {
+                    "frames": round(float(counters["class_frames"][k]) / max(1, written), 4),
+                    "area": round(float(counters["class_pixels"][k]) / valid, 4),
+                }
+                for k, name in enumerate(classes)
+            },
             "frames_per_second": round(processed / max(inference_seconds, 1e-9), 2),
-            "seconds": {"inference": round(inference_seconds, 2), "hdf5_append": round(write_seconds / max(1, trainer.world_size), 3),
-                        "merge": round(merge_seconds, 2)},
+            "seconds": {
+                "inference": round(inference_seconds, 2),
+                "hdf5_append": round(write_seconds / max(1, trainer.world_size), 3),
+                "merge": round(merge_seconds, 2),
+            },
             "world_size": trainer.world_size,
             "skipped_this_run": skipped_now,
         }
         write_json(self.path.with_name("summary.json"), self.summary)
         coverage = ", ".join(f"{n} {c['frames']:.0%}" for n, c in self.summary["coverage"].items())
-        log.info("annotate: %d frames in, %d written, %d skipped, %d dropped empty; coverage %s; %.1f frames/s -> %s",
-                 len(frames), written, self.summary["frames_skipped"], self.summary["frames_dropped_empty"], coverage,
-                 self.summary["frames_per_second"], self.path)
+        log.info(
+            "annotate: %d frames in, %d written, %d skipped, %d dropped empty; coverage %s; %.1f frames/s -> %s",
+            len(frames),
+            written,
+            self.summary["frames_skipped"],
+            self.summary["frames_dropped_empty"],
+            coverage,
+            self.summary["frames_per_second"],
+            self.path,
+        )
         self._write_preview(trainer)
 
     def _write_preview(self, trainer: Trainer) -> None:

@@ -11,8 +11,15 @@ from anaus_pl.models.export import EncoderMeta, load_encoder, save_encoder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="anaus-pl export", description="Write a pretrain checkpoint's online encoder as encoder.pt + encoder.json.")
-    parser.add_argument("--ckpt", required=True, type=Path, help="a pretrain Lightning checkpoint (e.g. runs/pretrain/default/checkpoints/last.ckpt)")
+    parser = argparse.ArgumentParser(
+        prog="anaus-pl export", description="Write a pretrain checkpoint's online encoder as encoder.pt + encoder.json."
+    )
+    parser.add_argument(
+        "--ckpt",
+        required=True,
+        type=Path,
+        help="a pretrain Lightning checkpoint (e.g. runs/pretrain/default/checkpoints/last.ckpt)",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output directory for encoder.pt and encoder.json")
     args = parser.parse_args(argv)
     checkpoint = load_checkpoint(args.ckpt, "pretrain")  # before the model is built: a bad file fails at once

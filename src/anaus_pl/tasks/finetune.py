@@ -57,12 +57,26 @@ class FinetuneModule(LightningModule):
         compile: ``torch.compile`` the model (backbone and head); off by default (slow to compile on a CPU).
     """
 
-    def __init__(self, kind: FinetuneKind, init: str = "random", head: str = "linear", num_classes: int = 2,
-                 arch: str = "resnet18", library: str = "torchvision", mode: Literal["finetune", "linear", "full"] = "finetune",
-                 trainable_stages: int = 3, optimizer: Literal["adam", "sgd"] = "adam", lr: float = 0.01,
-                 weight_decay: float = 1e-4, momentum: float = 0.9, fpn_channels: int = 64, image_size: int = 224,
-                 dropout: float = 0.0, foreground_prior: float | None = None,
-                 compile: bool = False) -> None:
+    def __init__(
+        self,
+        kind: FinetuneKind,
+        init: str = "random",
+        head: str = "linear",
+        num_classes: int = 2,
+        arch: str = "resnet18",
+        library: str = "torchvision",
+        mode: Literal["finetune", "linear", "full"] = "finetune",
+        trainable_stages: int = 3,
+        optimizer: Literal["adam", "sgd"] = "adam",
+        lr: float = 0.01,
+        weight_decay: float = 1e-4,
+        momentum: float = 0.9,
+        fpn_channels: int = 64,
+        image_size: int = 224,
+        dropout: float = 0.0,
+        foreground_prior: float | None = None,
+        compile: bool = False,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["kind"])
         self.kind = kind
@@ -87,7 +101,9 @@ class FinetuneModule(LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self.val_score.update(self.kind.validation_scores(self.model, batch))
-        self.log(self.monitor, self.val_score, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["image"]))
+        self.log(
+            self.monitor, self.val_score, prog_bar=True, on_step=False, on_epoch=True, batch_size=len(batch["image"])
+        )
 
     def on_test_epoch_start(self) -> None:
         self.test_outputs = {"index": [], "prediction": []}
@@ -103,7 +119,9 @@ class FinetuneModule(LightningModule):
         index = torch.cat(self.test_outputs["index"]).to(self.device)
         prediction = torch.cat(self.test_outputs["prediction"]).to(self.device)
         index = self.all_gather(index).flatten(0, 1).cpu()
-        prediction = self.all_gather(prediction.float()).flatten(0, 1).cpu().to(prediction.dtype)  # gloo gathers no bool
+        prediction = (
+            self.all_gather(prediction.float()).flatten(0, 1).cpu().to(prediction.dtype)
+        )  # gloo gathers no bool
         unique, first = np.unique(index.numpy(), return_index=True)
         self.test_outputs = {"index": [torch.from_numpy(unique)], "prediction": [prediction[torch.from_numpy(first)]]}
 
@@ -112,8 +130,13 @@ class FinetuneModule(LightningModule):
         if self.hparams.optimizer == "adam":
             optimizer = torch.optim.Adam(parameters, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         elif self.hparams.optimizer == "sgd":
-            optimizer = torch.optim.SGD(parameters, lr=self.hparams.lr, momentum=self.hparams.momentum, weight_decay=self.hparams.weight_decay)
+            optimizer = torch.optim.SGD(
+                parameters, lr=self.hparams.lr, momentum=self.hparams.momentum, weight_decay=self.hparams.weight_decay
+            )
         else:
             raise ValueError(f"optimizer must be adam or sgd, got {self.hparams.optimizer!r}")
         epochs = max(1, self.trainer.max_epochs or 1)
-        return {"optimizer": optimizer, "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs),
+        }

@@ -4,8 +4,22 @@ from __future__ import annotations
 
 import torch
 
-PALETTE = torch.tensor([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
-                        [145, 30, 180], [70, 240, 240], [240, 50, 230]], dtype=torch.float32) / 255
+PALETTE = (
+    torch.tensor(
+        [
+            [230, 25, 75],
+            [60, 180, 75],
+            [255, 225, 25],
+            [0, 130, 200],
+            [245, 130, 48],
+            [145, 30, 180],
+            [70, 240, 240],
+            [240, 50, 230],
+        ],
+        dtype=torch.float32,
+    )
+    / 255
+)
 
 
 def label_overlay(image: torch.Tensor, label: torch.Tensor, alpha: float = 0.45) -> torch.Tensor:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import asdict
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,10 +38,17 @@ from anaus_pl.losses.core_region import CoreLossKind, core_region_loss
 from anaus_pl.models.compile import compile_modules
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, EncoderMeta, save_encoder
-from anaus_pl.tasks.probe_monitor import monitor_values
 from anaus_pl.models.heads import ScaleHeads
-from anaus_pl.models.regions import Weighting, distinct_per_row, region_areas, region_fractions, region_weights, sample_region_ids
+from anaus_pl.models.regions import (
+    Weighting,
+    distinct_per_row,
+    region_areas,
+    region_fractions,
+    region_weights,
+    sample_region_ids,
+)
 from anaus_pl.randomness import run_seed, step_generator
+from anaus_pl.tasks.probe_monitor import monitor_values
 
 log = logging.getLogger(__name__)
 Regions = dict[str, tuple[torch.Tensor, torch.Tensor]]  # scale -> (fractions (B, R, s, s), ids (B, K))
@@ -156,7 +163,9 @@ class PretrainTask(LightningModule):
         encoder = MultiScaleEncoder(arch, library, self.scales, fpn_channels)
         projectors = ScaleHeads(encoder.out_channels, projector_hidden, embedding_dim, shared=share_heads)
         self.online = RegionEmbedder(encoder, projectors)
-        self.predictors = ScaleHeads({s: embedding_dim for s in self.scales}, predictor_hidden, embedding_dim, shared=share_heads)
+        self.predictors = ScaleHeads(
+            {s: embedding_dim for s in self.scales}, predictor_hidden, embedding_dim, shared=share_heads
+        )
         if channels_last:
             self.online.to(memory_format=torch.channels_last)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
@@ -172,8 +181,14 @@ class PretrainTask(LightningModule):
         normalized = (images.expand(-1, 3, -1, -1) - self.pixel_mean) / self.pixel_std
         return normalized.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else normalized
 
-    def draw_regions(self, mask_a: torch.Tensor, mask_b: torch.Tensor, image_size: int, num_ids: int,
-                     generator: torch.Generator | None = None) -> tuple[Regions, Regions, Slots]:
+    def draw_regions(
+        self,
+        mask_a: torch.Tensor,
+        mask_b: torch.Tensor,
+        image_size: int,
+        num_ids: int,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Regions, Regions, Slots]:
         """Region fractions of each label map at every scale and K ids per scale shared by both.
 
         Returns the regions of ``a``, those of ``b`` and the slots ``{scale: (ids, valid)}``.
@@ -183,7 +198,9 @@ class PretrainTask(LightningModule):
         regions_b: Regions = {}
         slots: Slots = {}
         for scale, size in scale_sizes(self.scales, image_size).items():
-            ids, valid = sample_region_ids(areas_a, areas_b, self.hparams.regions_per_view, self.hparams.region_weighting, generator)
+            ids, valid = sample_region_ids(
+                areas_a, areas_b, self.hparams.regions_per_view, self.hparams.region_weighting, generator
+            )
             regions_a[scale] = (region_fractions(mask_a, num_ids, size), ids)
             regions_b[scale] = (region_fractions(mask_b, num_ids, size), ids)
             slots[scale] = (ids, valid)
@@ -202,7 +219,9 @@ class PretrainTask(LightningModule):
         """The generator of this rank's corruption and region draws for micro-batch ``batch_idx`` of this step."""
         return step_generator(run_seed(), self.global_rank, self.global_step, batch_idx, self.device)
 
-    def compute_losses(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def compute_losses(
+        self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None
+    ) -> dict[str, torch.Tensor]:
         """Every loss term and diagnostic of one batch (keys ``align/<scale>``, ``core/<scale>``, ``loss`` ...).
 
         ``generator`` drives the corruption and region draws (default: :meth:`step_generator`).
@@ -217,7 +236,10 @@ class PretrainTask(LightningModule):
         if hp.use_alignment:
             views = torch.cat([batch["view1"], batch["view2"]]).float() / 255.0
             regions_1, regions_2, slots = self.draw_regions(masks[0], masks[1], views.shape[-1], num_ids, generator)
-            both = {s: (torch.cat([regions_1[s][0], regions_2[s][0]]), torch.cat([regions_1[s][1], regions_2[s][1]])) for s in self.scales}
+            both = {
+                s: (torch.cat([regions_1[s][0], regions_2[s][0]]), torch.cat([regions_1[s][1], regions_2[s][1]]))
+                for s in self.scales
+            }
             predictions, targets = self.embed(views, both)
             stats = []
             for s in self.scales:
@@ -229,15 +251,27 @@ class PretrainTask(LightningModule):
                 else:
                     result = region_alignment_loss(*online, *target, ids, valid, hp.tau)
                     out[f"align/{s}"] = result.loss
-                    stats.append(torch.stack([distinct_per_row(ids).float().mean(), result.positive_similarity, result.negative_similarity]))
+                    stats.append(
+                        torch.stack(
+                            [
+                                distinct_per_row(ids).float().mean(),
+                                result.positive_similarity,
+                                result.negative_similarity,
+                            ]
+                        )
+                    )
                 total = total + out[f"align/{s}"]
             names = ("regions_per_image", "positive_similarity", "negative_similarity")
             out.update(zip(names, torch.stack(stats).mean(0)))
         if hp.use_core:
             core_online = corrupt(batch["core1"].float() / 255.0, self.corruption, generator)
             core_target = batch["core2"].float() / 255.0
-            regions_1, regions_2, slots = self.draw_regions(masks[2], masks[3], core_online.shape[-1], num_ids, generator)
-            predictions = {s: self.predictors(s, z) for s, z in self.online(self.normalize(core_online), regions_1).items()}
+            regions_1, regions_2, slots = self.draw_regions(
+                masks[2], masks[3], core_online.shape[-1], num_ids, generator
+            )
+            predictions = {
+                s: self.predictors(s, z) for s, z in self.online(self.normalize(core_online), regions_1).items()
+            }
             with torch.no_grad():
                 targets = self.target(self.normalize(core_target), regions_2)
             for s in self.scales:
@@ -255,7 +289,9 @@ class PretrainTask(LightningModule):
         scalars["train/momentum"] = torch.tensor(self.momentum)
         scalars["train/lr"] = torch.tensor(self.trainer.optimizers[0].param_groups[0]["lr"])
         self.log_dict(scalars, on_step=True, on_epoch=False, batch_size=b, sync_dist=False)
-        self.log("train/loss_epoch", out["loss"], on_step=False, on_epoch=True, batch_size=b, prog_bar=True, sync_dist=True)
+        self.log(
+            "train/loss_epoch", out["loss"], on_step=False, on_epoch=True, batch_size=b, prog_bar=True, sync_dist=True
+        )
         every = self.hparams.log_images_every_n_steps
         if every and self.global_step % every == 0:
             self._log_view_grid(batch, out.get("core_online_images"))
@@ -265,7 +301,9 @@ class PretrainTask(LightningModule):
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         """The optimizer step, then exactly one EMA update of the target."""
         super().optimizer_step(*args, **kwargs)
-        self.momentum = cosine_momentum(self.trainer.global_step, self.trainer.estimated_stepping_batches, self.hparams.base_momentum)
+        self.momentum = cosine_momentum(
+            self.trainer.global_step, self.trainer.estimated_stepping_batches, self.hparams.base_momentum
+        )
         self.update_target(self.momentum)
 
     @torch.no_grad()
@@ -328,9 +366,14 @@ class PretrainTask(LightningModule):
         meta = self.encoder_meta(source_checkpoint)
         path = save_encoder(self.online.encoder.backbone, meta, out_dir)
         if meta.truncated:
-            log.warning("pretraining stopped after %d of %d planned steps%s: %s holds a partly trained encoder "
-                        "(learning rate and EMA momentum mid-schedule); encoder.json records it",
-                        meta.steps_done, meta.steps_planned, f" ({reason})" if reason else "", path)
+            log.warning(
+                "pretraining stopped after %d of %d planned steps%s: %s holds a partly trained encoder "
+                "(learning rate and EMA momentum mid-schedule); encoder.json records it",
+                meta.steps_done,
+                meta.steps_planned,
+                f" ({reason})" if reason else "",
+                path,
+            )
         return path
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -344,7 +387,9 @@ class PretrainTask(LightningModule):
         if not self.trainer.is_global_zero:
             return
         ckpt = getattr(self.trainer.checkpoint_callback, "last_model_path", "") or ""
-        reason = "max_time or a stop request" if self.trainer.global_step < self.trainer.estimated_stepping_batches else ""
+        reason = (
+            "max_time or a stop request" if self.trainer.global_step < self.trainer.estimated_stepping_batches else ""
+        )
         path = self.export_encoder(self.export_dir(), ckpt, reason)
         log.info("exported the encoder to %s", path)
 
@@ -364,7 +409,9 @@ class PretrainTask(LightningModule):
             row.append((batch["core2"][i] / 255.0, batch["core_mask2"][i]))
             grid_rows.append(row)
         size = batch["view1"].shape[-1]
-        self.logger.experiment.add_image("views/view1_view2_core-online_core-target", view_grid(grid_rows, size), self.global_step)
+        self.logger.experiment.add_image(
+            "views/view1_view2_core-online_core-target", view_grid(grid_rows, size), self.global_step
+        )
 
 
 class ExportOnInterrupt(Callback):

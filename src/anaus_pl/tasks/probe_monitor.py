@@ -50,8 +50,9 @@ def preserved_random_state() -> Iterator[None]:
             np.random.set_state(numpy_state)
 
 
-def probe_accuracies(features: torch.Tensor, labels: np.ndarray, folds: list[np.ndarray], num_classes: int, k: int,
-                     weight_decay: float) -> dict[str, float]:
+def probe_accuracies(
+    features: torch.Tensor, labels: np.ndarray, folds: list[np.ndarray], num_classes: int, k: int, weight_decay: float
+) -> dict[str, float]:
     """Mean test-fold accuracy of cosine kNN and of a linear probe on pooled ``features`` ``(N, C)``."""
     target = torch.from_numpy(labels)
     scores: dict[str, list[float]] = {"knn_accuracy": [], "linear_accuracy": []}
@@ -83,13 +84,26 @@ class ProbeMonitor(Callback):
         seed: fold and subset seed.
     """
 
-    def __init__(self, layout: str = "busi", root: str = "data/phantom/busi", layout_options: dict | None = None,
-                 every_n_epochs: int = 1, image_size: int = 96, n_folds: int = 5, knn_k: int = 20,
-                 weight_decay: float = 1e-3, backbone: str = "online.encoder.backbone",
-                 mean: tuple[float, float, float] | None = None, std: tuple[float, float, float] | None = None,
-                 max_samples: int | None = 400, seed: int = 0) -> None:
+    def __init__(
+        self,
+        layout: str = "busi",
+        root: str = "data/phantom/busi",
+        layout_options: dict | None = None,
+        every_n_epochs: int = 1,
+        image_size: int = 96,
+        n_folds: int = 5,
+        knn_k: int = 20,
+        weight_decay: float = 1e-3,
+        backbone: str = "online.encoder.backbone",
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+        max_samples: int | None = 400,
+        seed: int = 0,
+    ) -> None:
         if every_n_epochs < 1 or n_folds < 2:
-            raise ValueError(f"ProbeMonitor: need every_n_epochs >= 1 and n_folds >= 2, got {every_n_epochs}, {n_folds}")
+            raise ValueError(
+                f"ProbeMonitor: need every_n_epochs >= 1 and n_folds >= 2, got {every_n_epochs}, {n_folds}"
+            )
         self.layout, self.root, self.layout_options = layout, root, dict(layout_options or {})
         self.every_n_epochs, self.image_size, self.n_folds = every_n_epochs, image_size, n_folds
         self.knn_k, self.weight_decay, self.backbone, self.mean, self.std = knn_k, weight_decay, backbone, mean, std
@@ -109,8 +123,10 @@ class ProbeMonitor(Callback):
         layout = get_layout(self.layout, self.root, **self.layout_options)
         refs = layout.index()
         if not refs or any(ref.label is None for ref in refs):
-            raise ValueError(f"ProbeMonitor: layout {self.layout!r} at {self.root} gave {len(refs)} samples, not all "
-                             "labelled; give a classification layout (busi, pocus, folder, ...) with its root")
+            raise ValueError(
+                f"ProbeMonitor: layout {self.layout!r} at {self.root} gave {len(refs)} samples, not all "
+                "labelled; give a classification layout (busi, pocus, folder, ...) with its root"
+            )
         if self.max_samples is not None and len(refs) > self.max_samples:
             refs = subsample(refs, self.max_samples / len(refs), self.seed, stratify=True)
         self._data = load_task(layout, refs, self.image_size, labels=True, description="monitor held set")
@@ -127,14 +143,22 @@ class ProbeMonitor(Callback):
             hparams = getattr(pl_module, "hparams", {})
             mean, std = self.mean or hparams.get("mean", DEFAULT_MEAN), self.std or hparams.get("std", DEFAULT_STD)
             features = pooled(extract_features(StagedEncoder(backbone, tuple(mean), tuple(std)), self._data.images))
-            self.last = probe_accuracies(features, self._data.labels, self._folds, self._num_classes, self.knn_k,
-                                         self.weight_decay)
+            self.last = probe_accuracies(
+                features, self._data.labels, self._folds, self._num_classes, self.knn_k, self.weight_decay
+            )
         self.last["epoch"] = trainer.current_epoch
         self._probed_step = trainer.global_step
         if trainer.logger is not None:
-            trainer.logger.log_metrics({f"monitor/{k}": v for k, v in self.last.items() if k != "epoch"}, step=trainer.global_step)
-        log.info("monitor (epoch %d): kNN %.3f, linear %.3f (%.1f s)", trainer.current_epoch, self.last["knn_accuracy"],
-                 self.last["linear_accuracy"], time.perf_counter() - started)
+            trainer.logger.log_metrics(
+                {f"monitor/{k}": v for k, v in self.last.items() if k != "epoch"}, step=trainer.global_step
+            )
+        log.info(
+            "monitor (epoch %d): kNN %.3f, linear %.3f (%.1f s)",
+            trainer.current_epoch,
+            self.last["knn_accuracy"],
+            self.last["linear_accuracy"],
+            time.perf_counter() - started,
+        )
 
     def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:

@@ -5,9 +5,24 @@ import pytest
 from layout_trees import run_check, write_image
 
 from anaus_pl import cli
-from anaus_pl.data.layouts import LAYOUTS, get_layout
+from anaus_pl.data.layouts import LAYOUTS
 
-NAMES = ["busi", "butterfly", "camus", "datalist", "ddti", "folder", "frames", "hmcqu", "pocus", "pocus-uscl", "tg3k", "tn3k", "udiat", "us30k"]
+NAMES = [
+    "busi",
+    "butterfly",
+    "camus",
+    "datalist",
+    "ddti",
+    "folder",
+    "frames",
+    "hmcqu",
+    "pocus",
+    "pocus-uscl",
+    "tg3k",
+    "tn3k",
+    "udiat",
+    "us30k",
+]
 
 
 def test_every_layout_is_registered():
@@ -19,11 +34,14 @@ def test_every_layout_is_registered():
     assert package_readers == NAMES
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--layout", "mnist"], "unknown layout 'mnist'"),
-    (["--layout", "busi", "-o", "stride=2"], "layout 'busi' has no option ['stride']"),
-    (["--layout", "tn3k"], "no folder holding 'trainval-image', 'trainval-mask'"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--layout", "mnist"], "unknown layout 'mnist'"),
+        (["--layout", "busi", "-o", "stride=2"], "layout 'busi' has no option ['stride']"),
+        (["--layout", "tn3k"], "no folder holding 'trainval-image', 'trainval-mask'"),
+    ],
+)
 def test_bad_invocations_exit_2_with_a_message(tmp_path, capsys, argv, message):
     code = cli.main(["datasets", "check", "--root", str(tmp_path), *argv])
     captured = capsys.readouterr()

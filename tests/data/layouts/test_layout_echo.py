@@ -12,7 +12,7 @@ H, W, T = 21, 27, 3
 
 def labels(shift: int = 0) -> np.ndarray:
     label = np.zeros((H, W), np.uint8)
-    label[2 + shift:5 + shift, 1:4], label[8:10, 5:9], label[14:18, 10:20] = 1, 2, 3
+    label[2 + shift : 5 + shift, 1:4], label[8:10, 5:9], label[14:18, 10:20] = 1, 2, 3
     return label
 
 
@@ -39,7 +39,9 @@ def camus2023(tmp_path):
             for phase, shift in (("ED", 0), ("ES", 1)):
                 write_nifti(folder / f"{patient}_{view}_{phase}.nii.gz", speckle(H, W))
                 write_nifti(folder / f"{patient}_{view}_{phase}_gt.nii.gz", labels(shift))
-            write_nifti(folder / f"{patient}_{view}_half_sequence.nii.gz", np.stack([speckle(H, W, t) for t in range(T)]))
+            write_nifti(
+                folder / f"{patient}_{view}_half_sequence.nii.gz", np.stack([speckle(H, W, t) for t in range(T)])
+            )
             write_nifti(folder / f"{patient}_{view}_half_sequence_gt.nii.gz", np.stack([labels(t) for t in range(T)]))
         (folder / "Info_2CH.cfg").write_text("ED: 1\nES: 3\nNbFrame: 3\n")
     return tmp_path
@@ -95,16 +97,27 @@ def hmcqu_root(tmp_path):
     for echo in ("ES0001 _4CH_1", "ES0002_4CH_1"):
         (base / "LV Ground-truth Segmentation Masks").mkdir(parents=True, exist_ok=True)
         scipy.io.savemat(base / "LV Ground-truth Segmentation Masks" / f"Mask_{echo}.mat", {"predicted": masks})
-    write_xlsx(base / "A4C.xlsx", [["ECHO", "SEG1", "Reference Frame", "End of Cycle", "LV Wall Ground-truth Segmentation Masks"],
-                                   ["ES0001 _4CH_1", 0, 2, 3, "ü"], ["ES0002 _4CH_1", 1, 1, 2, "ü"], ["ES0003 _4CH_1", 0, 1, 4, None]])
+    write_xlsx(
+        base / "A4C.xlsx",
+        [
+            ["ECHO", "SEG1", "Reference Frame", "End of Cycle", "LV Wall Ground-truth Segmentation Masks"],
+            ["ES0001 _4CH_1", 0, 2, 3, "ü"],
+            ["ES0002 _4CH_1", 1, 1, 2, "ü"],
+            ["ES0003 _4CH_1", 0, 1, 4, None],
+        ],
+    )
     return tmp_path
 
 
 def test_hmcqu_frame_ranges_masks_and_patients(hmcqu_root, capsys):
     layout = get_layout("hmcqu", hmcqu_root)
     refs = layout.index()
-    assert [ref.source.rsplit("/", 1)[-1] for ref in refs] == ["ES0001 _4CH_1.avi#1", "ES0001 _4CH_1.avi#2",
-                                                                "ES0002_4CH_1.avi#0", "ES0002_4CH_1.avi#1"]
+    assert [ref.source.rsplit("/", 1)[-1] for ref in refs] == [
+        "ES0001 _4CH_1.avi#1",
+        "ES0001 _4CH_1.avi#2",
+        "ES0002_4CH_1.avi#0",
+        "ES0002_4CH_1.avi#1",
+    ]
     assert [ref.patient for ref in refs] == ["ES0001", "ES0001", "ES0002", "ES0002"]
     sample = layout.load(refs[1])
     assert sample.image.shape == sample.mask.shape == (16, 16)  # resized to the mask grid
@@ -118,8 +131,9 @@ def test_hmcqu_mask_shorter_than_cycle_is_named(hmcqu_root, capsys):
     masks = hmcqu_root / "archive" / "LV Ground-truth Segmentation Masks" / "Mask_ES0001 _4CH_1.mat"
     scipy.io.savemat(masks, {"predicted": np.zeros((1, 16, 16), np.uint8)})
     code, report = run_check(capsys, "hmcqu", hmcqu_root)
-    assert code == 1 and report["problems"] == [f"{masks}: mask frame 1 out of range (0..0) "
-                                                "(the mask holds fewer frames than its image sequence: re-export it)"]
+    assert code == 1 and report["problems"] == [
+        f"{masks}: mask frame 1 out of range (0..0) (the mask holds fewer frames than its image sequence: re-export it)"
+    ]
 
 
 def test_hmcqu_stride_keeps_every_nth_annotated_frame(hmcqu_root):

@@ -64,7 +64,9 @@ def seg_csv(seg_tree: Path) -> Path:
     rows = ["image,mask,group,fold"]
     for path in sorted((seg_tree / "images").iterdir()):
         patient = path.name.split("_")[0]
-        rows.append(f"mydata/images/{path.name},mydata/masks/{path.name},{patient},{'A' if patient in ('pat0', 'pat1') else 'B'}")
+        rows.append(
+            f"mydata/images/{path.name},mydata/masks/{path.name},{patient},{'A' if patient in ('pat0', 'pat1') else 'B'}"
+        )
     (seg_tree.parent / "list.csv").write_text("\n".join(rows) + "\n")
     return seg_tree.parent / "list.csv"
 
@@ -132,23 +134,46 @@ def test_datalist_json_classification_and_clear_errors(cls_tree: Path, tmp_path:
 
 
 def test_datasets_check_passes_the_tree_and_names_a_missing_mask(seg_tree: Path, seg_csv: Path, capsys) -> None:
-    assert datasets_main(["check", "--layout", "datalist", "--root", str(seg_csv), "-o", "anatomy={100: disc, 200: bar}"]) == 0
+    assert (
+        datasets_main(["check", "--layout", "datalist", "--root", str(seg_csv), "-o", "anatomy={100: disc, 200: bar}"])
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["n_items"] == 12 and summary["classes"] == {"bar": 12, "disc": 12} and summary["n_patients"] == 4
     (seg_tree / "masks" / "pat3_scan11.png").unlink()
-    assert datasets_main(["check", "--layout", "folder", "--root", str(seg_tree), "-o", "anatomy={100: disc, 200: bar}"]) == 1
+    assert (
+        datasets_main(["check", "--layout", "folder", "--root", str(seg_tree), "-o", "anatomy={100: disc, 200: bar}"])
+        == 1
+    )
     problems = json.loads(capsys.readouterr().out)["problems"]
     assert len(problems) == 1 and "pat3_scan11.png" in problems[0]
 
 
 def test_adapt_fits_a_few_steps_on_a_folder_tree(seg_tree: Path, tmp_path: Path) -> None:
     seed_everything(0)
-    data = AdaptDataModule([PairSource("folder", str(seg_tree), options={"anatomy": ANATOMY, "group_pattern": r"^(pat\d+)_"})],
-                           image_size=32, batch_size=4, augment=PairAugment(p=0.0), val_fraction=0.25)
-    task = AdaptTask(model=LPSAMConfig(encoder="vit_micro", image_size=32, pretrained=False, cnn_branch=False,
-                                       prompt_mlp_dim=32, prompt_rounds=1), adapter_epochs=1, overlay_images=0)
-    trainer = Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False,
-                      enable_model_summary=False, default_root_dir=tmp_path, num_sanity_val_steps=0)
+    data = AdaptDataModule(
+        [PairSource("folder", str(seg_tree), options={"anatomy": ANATOMY, "group_pattern": r"^(pat\d+)_"})],
+        image_size=32,
+        batch_size=4,
+        augment=PairAugment(p=0.0),
+        val_fraction=0.25,
+    )
+    task = AdaptTask(
+        model=LPSAMConfig(
+            encoder="vit_micro", image_size=32, pretrained=False, cnn_branch=False, prompt_mlp_dim=32, prompt_rounds=1
+        ),
+        adapter_epochs=1,
+        overlay_images=0,
+    )
+    trainer = Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(task, datamodule=data)
     assert len(data.train_set) == 9 and len(data.val_set) == 3  # one of four patients held out, all of its scans
     trainer.save_checkpoint(tmp_path / "last.ckpt")
@@ -161,10 +186,31 @@ def test_adapt_fits_a_few_steps_on_a_folder_tree(seg_tree: Path, tmp_path: Path)
 @pytest.mark.slow
 def test_evaluate_runs_a_datalist_and_a_folder_task(seg_csv: Path, cls_tree: Path, tmp_path: Path) -> None:
     tasks = [
-        TaskConfig("my-seg", "datalist", str(seg_csv), "segmentation", layout_options={"anatomy": ANATOMY},
-                   head="fpn", foreground=["disc"], image_size=32, epochs=1, batch_size=4, lr=1e-3, fpn_channels=8),
-        TaskConfig("my-cls", "folder", str(cls_tree), "classification", layout_options={"group_pattern": r"^(v\d+)_"},
-                   image_size=32, epochs=1, batch_size=4, lr=1e-3),
+        TaskConfig(
+            "my-seg",
+            "datalist",
+            str(seg_csv),
+            "segmentation",
+            layout_options={"anatomy": ANATOMY},
+            head="fpn",
+            foreground=["disc"],
+            image_size=32,
+            epochs=1,
+            batch_size=4,
+            lr=1e-3,
+            fpn_channels=8,
+        ),
+        TaskConfig(
+            "my-cls",
+            "folder",
+            str(cls_tree),
+            "classification",
+            layout_options={"group_pattern": r"^(v\d+)_"},
+            image_size=32,
+            epochs=1,
+            batch_size=4,
+            lr=1e-3,
+        ),
     ]
     out = tmp_path / "eval"
     report = evaluate(EvaluateConfig(tasks=tasks, inits=["random"], out_dir=str(out), n_folds=2, accelerator="cpu"))
@@ -182,5 +228,8 @@ def test_image_only_datalist_feeds_annotate(seg_tree: Path, tmp_path: Path) -> N
 
     (tmp_path / "frames.csv").write_text("image\nmydata/images/pat0_scan0.png\nmydata/images/pat3_scan11.png\n")
     refs, layouts = index_inputs([FrameInput(path=str(tmp_path / "frames.csv"), layout="datalist")])
-    assert layouts[0].task == "frames" and [Path(ref.source).name for ref in refs] == ["pat0_scan0.png", "pat3_scan11.png"]
+    assert layouts[0].task == "frames" and [Path(ref.source).name for ref in refs] == [
+        "pat0_scan0.png",
+        "pat3_scan11.png",
+    ]
     np.testing.assert_array_equal(layouts[0].load(refs[1].layout_ref).image, _scan(11)[0])

@@ -22,7 +22,9 @@ def pocus_root(tmp_path):
     write_video(data / "pocus_videos" / "Convex" / "Vir_excluded.avi", frames(2), fps=3)
     write_video(data / "pocus_videos" / "linear" / "Reg_linear.avi", frames(2), fps=3)
     write_image(data / "pocus_images" / "convex" / "Reg_Avi_Image001.JPG", speckle(20, 30), format="JPEG")
-    write_image(data / "pocus_images" / "convex" / "Cov_efsumb1.png", np.stack([speckle(20, 30)] * 3 + [speckle(20, 30)], -1))
+    write_image(
+        data / "pocus_images" / "convex" / "Cov_efsumb1.png", np.stack([speckle(20, 30)] * 3 + [speckle(20, 30)], -1)
+    )
     return tmp_path
 
 
@@ -30,9 +32,17 @@ def test_pocus_samples_videos_at_3hz_and_groups_by_video(pocus_root):
     layout = get_layout("pocus", pocus_root)
     refs = layout.index()
     names = [ref.source.rsplit("/", 1)[-1] for ref in refs]
-    assert names == ["Cov-Atlas+(44).avi#0", "Cov-Atlas+(44).avi#3", "Cov-Atlas+(44).avi#6",
-                     "Pneu_AIR BRONC2.avi#0", "Pneu_AIR BRONC2.avi#1", "Pneu_AIR BRONC2.avi#2", "Pneu_AIR BRONC2.avi#3",
-                     "Cov_efsumb1.png", "Reg_Avi_Image001.JPG"]
+    assert names == [
+        "Cov-Atlas+(44).avi#0",
+        "Cov-Atlas+(44).avi#3",
+        "Cov-Atlas+(44).avi#6",
+        "Pneu_AIR BRONC2.avi#0",
+        "Pneu_AIR BRONC2.avi#1",
+        "Pneu_AIR BRONC2.avi#2",
+        "Pneu_AIR BRONC2.avi#3",
+        "Cov_efsumb1.png",
+        "Reg_Avi_Image001.JPG",
+    ]
     assert [ref.label for ref in refs] == [0, 0, 0, 1, 1, 1, 1, 0, 2]
     assert refs[1].patient == "Cov-Atlas+(44).avi" and refs[-1].patient == "Reg_Avi_Image001.JPG"
     sample = layout.load(refs[1])
@@ -74,13 +84,19 @@ def test_pocus_uscl_folds_are_the_test_parts(uscl_root, capsys):
     luma = np.rint(raw.transpose(1, 2, 0) @ np.array([0.299, 0.587, 0.114]))  # USCL layout: X[i].transpose(1, 2, 0)
     assert sample.image.shape == (12, 10) and np.abs(sample.image - luma).max() <= 1
     code, report = run_check(capsys, "pocus-uscl", uscl_root)
-    assert code == 0 and report["classes"] == {"covid": 2, "pneumonia": 3, "regular": 3} and report["n_patients"] is None
+    assert (
+        code == 0 and report["classes"] == {"covid": 2, "pneumonia": 3, "regular": 3} and report["n_patients"] is None
+    )
 
 
 def test_pocus_uscl_truncated_pickle_is_named(uscl_root, capsys):
     truncate(uscl_root / "covid_5_fold" / "covid_data3.pkl")
     code, report = run_check(capsys, "pocus-uscl", uscl_root)
-    assert code == 1 and len(report["problems"]) == 1 and "covid_data3.pkl: not a USCL fold pickle" in report["problems"][0]
+    assert (
+        code == 1
+        and len(report["problems"]) == 1
+        and "covid_data3.pkl: not a USCL fold pickle" in report["problems"][0]
+    )
 
 
 class RunsCode:
@@ -108,14 +124,22 @@ def test_pocus_uscl_crafted_pickle_does_not_run_code(uscl_root, capsys):
 def butterfly_root(tmp_path):
     for video, count in (("Cov-Irregular Pleural Line_mp4", 12), ("Reg-Normal Lung A lines_mp4", 3)):
         for k in range(0, count, 3):
-            write_image(tmp_path / "Butterfly_Dataset" / video / f"{video}_frame{k}.jpg", np.full((18, 22), k * 10, np.uint8))
+            write_image(
+                tmp_path / "Butterfly_Dataset" / video / f"{video}_frame{k}.jpg", np.full((18, 22), k * 10, np.uint8)
+            )
     return tmp_path
 
 
 def test_butterfly_frames_in_numeric_order_per_video(butterfly_root, capsys):
     layout = get_layout("butterfly", butterfly_root)
     refs = layout.index()
-    assert [ref.source.rsplit("_", 1)[-1] for ref in refs] == ["frame0.jpg", "frame3.jpg", "frame6.jpg", "frame9.jpg", "frame0.jpg"]
+    assert [ref.source.rsplit("_", 1)[-1] for ref in refs] == [
+        "frame0.jpg",
+        "frame3.jpg",
+        "frame6.jpg",
+        "frame9.jpg",
+        "frame0.jpg",
+    ]
     assert refs[0].patient == "Butterfly_Dataset/Cov-Irregular Pleural Line_mp4" and refs[0].label is None
     assert layout.load(refs[3]).image.mean() == pytest.approx(90, abs=3)
     assert len(get_layout("butterfly", butterfly_root, stride=2).index()) == 2 + 1
@@ -125,7 +149,12 @@ def test_butterfly_frames_in_numeric_order_per_video(butterfly_root, capsys):
 
 def test_butterfly_reads_video_files_and_names_broken_frames(butterfly_root, capsys):
     write_video(butterfly_root / "extra" / "Cov-clip.avi", frames(3))
-    truncate(butterfly_root / "Butterfly_Dataset" / "Reg-Normal Lung A lines_mp4" / "Reg-Normal Lung A lines_mp4_frame0.jpg")
+    truncate(
+        butterfly_root / "Butterfly_Dataset" / "Reg-Normal Lung A lines_mp4" / "Reg-Normal Lung A lines_mp4_frame0.jpg"
+    )
     code, report = run_check(capsys, "butterfly", butterfly_root)
     assert code == 1 and report["n_items"] == 5 + 3 and report["n_patients"] == 3
-    assert len(report["problems"]) == 1 and "Reg-Normal Lung A lines_mp4_frame0.jpg: not a readable image" in report["problems"][0]
+    assert (
+        len(report["problems"]) == 1
+        and "Reg-Normal Lung A lines_mp4_frame0.jpg: not a readable image" in report["problems"][0]
+    )

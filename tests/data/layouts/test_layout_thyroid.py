@@ -27,14 +27,20 @@ def tn3k_root(tmp_path):
         (base / f"label4{subset}.csv").write_text("\n".join(lines) + "\n")
     for fold in range(5):
         val = [i for i in range(12) if i % 5 == fold]
-        (base / f"tn3k-trainval-fold{fold}.json").write_text(json.dumps({"val": val, "train": [i for i in range(12) if i not in val]}))
+        (base / f"tn3k-trainval-fold{fold}.json").write_text(
+            json.dumps({"val": val, "train": [i for i in range(12) if i not in val]})
+        )
     return tmp_path
 
 
 def test_tn3k_jpeg_masks_are_thresholded(tn3k_root):
     layout = get_layout("tn3k", tn3k_root)
     refs = layout.index()
-    assert len(refs) == 15 and refs[0].source.endswith("trainval-image/0000.jpg") and refs[-1].source.endswith("test-image/0002.jpg")
+    assert (
+        len(refs) == 15
+        and refs[0].source.endswith("trainval-image/0000.jpg")
+        and refs[-1].source.endswith("test-image/0002.jpg")
+    )
     raw = read_label_map(refs[3].files["masks"][0])
     assert len(np.unique(raw)) > 2  # the JPEG noise is really there
     sample = layout.load(refs[3])
@@ -89,9 +95,15 @@ def ddti_root(tmp_path):
     base = tmp_path / "Thyroid Dataset" / "DDTI dataset" / "DDTI"
     for k in (1, 2, 10):
         write_image(base / "1_or_data" / "image" / f"{k}.PNG", speckle(H, W, k), format="PNG")
-        write_image(base / "1_or_data" / "mask" / f"{k}.PNG", nodule(k) // (255 if k != 2 else 1), format="PNG")  # 0/1 and 0/255
+        write_image(
+            base / "1_or_data" / "mask" / f"{k}.PNG", nodule(k) // (255 if k != 2 else 1), format="PNG"
+        )  # 0/1 and 0/255
         write_image(base / "2_preprocessed_data" / "stage1" / "p_image" / f"{k}.PNG", speckle(16, 16, k), format="PNG")
-        write_image(base / "2_preprocessed_data" / "stage1" / "p_mask" / f"{k}.PNG", box(16, 16, slice(2, 4), slice(2, 4)), format="PNG")
+        write_image(
+            base / "2_preprocessed_data" / "stage1" / "p_mask" / f"{k}.PNG",
+            box(16, 16, slice(2, 4), slice(2, 4)),
+            format="PNG",
+        )
     return tmp_path
 
 

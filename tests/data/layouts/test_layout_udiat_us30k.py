@@ -13,8 +13,10 @@ def udiat_root(tmp_path):
     for k, (h, w) in enumerate([(23, 31), (40, 17), (25, 25)], 1):
         write_image(base / "original" / f"{k:06d}.png", speckle(h, w, k))
         write_image(base / "GT" / f"{k:06d}.png", box(h, w, slice(2, 6), slice(3, 9)))
-    write_xlsx(base / "DatasetB.xlsx", [["Image", "Type", "Diagnosis"], [1, "Benign", "CYST"], [2, "Malignant", "IDC"],
-                                        [3, "Benign", "FIBROADENOMA"]])
+    write_xlsx(
+        base / "DatasetB.xlsx",
+        [["Image", "Type", "Diagnosis"], [1, "Benign", "CYST"], [2, "Malignant", "IDC"], [3, "Benign", "FIBROADENOMA"]],
+    )
     return tmp_path
 
 
@@ -31,8 +33,9 @@ def test_udiat_pairs_and_types(udiat_root, capsys):
 def test_udiat_missing_mask_is_named(udiat_root, capsys):
     (udiat_root / "Dataset_B" / "GT" / "000002.png").unlink()
     code, report = run_check(capsys, "udiat", udiat_root)
-    assert code == 1 and report["problems"] == [f"{udiat_root}/Dataset_B/GT/000002.png: file not found "
-                                                "(check the data root and the layout name)"]
+    assert code == 1 and report["problems"] == [
+        f"{udiat_root}/Dataset_B/GT/000002.png: file not found (check the data root and the layout name)"
+    ]
 
 
 @pytest.fixture
@@ -49,7 +52,9 @@ def us30k_root(tmp_path):
     write_image(base / "ThyroidNodule-TG3K" / "img" / "trainval0000.png", speckle(16, 16))
     write_image(base / "ThyroidNodule-TG3K" / "label" / "trainval0000.png", box(16, 16, slice(0, 1), slice(0, 16)))
     (base / "MainPatient").mkdir()
-    (base / "MainPatient" / "class.json").write_text('{"Breast-BUSI":2,"Echocardiography-CAMUS":4,"ThyroidNodule-TG3K":2}')
+    (base / "MainPatient" / "class.json").write_text(
+        '{"Breast-BUSI":2,"Echocardiography-CAMUS":4,"ThyroidNodule-TG3K":2}'
+    )
     (base / "MainPatient" / "test.txt").write_text("Breast-BUSI/benign0001\nEchocardiography-CAMUS/0002_4CH_000")
     return tmp_path
 
@@ -60,7 +65,9 @@ def test_us30k_maps_every_folder_into_one_vocabulary(us30k_root, capsys):
     anatomy = layout.anatomy
     assert np.unique(by_name["benign0001.png"].mask).tolist() == [0, anatomy.index("breast_lesion") + 1]
     camus = by_name["0001_2CH_000.png"].mask
-    assert [camus[0, 0], camus[2, 0], camus[4, 0], camus[8, 0]] == [anatomy.index(n) + 1 for n in ("lv", "myocardium", "la")] + [0]
+    assert [camus[0, 0], camus[2, 0], camus[4, 0], camus[8, 0]] == [
+        anatomy.index(n) + 1 for n in ("lv", "myocardium", "la")
+    ] + [0]
     assert by_name["trainval0000.png"].mask.max() == anatomy.index("thyroid_gland") + 1
     assert by_name["0001_2CH_000.png"].patient == "Echocardiography-CAMUS/0001"
     code, report = run_check(capsys, "us30k", us30k_root)

@@ -14,7 +14,11 @@ from anaus_pl.data.phantom.writers import WRITERS
 
 
 def digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_every_layout_folder_and_the_marker(tiny_phantom):
@@ -32,7 +36,10 @@ def test_same_seed_same_bytes_other_seed_other_bytes(tiny_phantom, tiny_counts, 
 
 def test_thyroid_trees(tiny_phantom, tiny_counts):
     ddti = tiny_phantom / "ddti" / "Thyroid Dataset" / "DDTI dataset" / "DDTI"
-    image, mask = read_image(ddti / "1_or_data" / "image" / "1.PNG"), read_label_map(ddti / "1_or_data" / "mask" / "1.PNG")
+    image, mask = (
+        read_image(ddti / "1_or_data" / "image" / "1.PNG"),
+        read_label_map(ddti / "1_or_data" / "mask" / "1.PNG"),
+    )
     assert image.shape == mask.shape and set(np.unique(mask)) == {0, 1}
     assert image[:2].max() == 0  # black frame around the scan
     assert set(np.unique(read_label_map(ddti / "2_preprocessed_data" / "stage1" / "p_mask" / "1.PNG"))) == {0, 255}
@@ -68,7 +75,10 @@ def test_breast_trees(tiny_phantom, tiny_counts):
 
 def test_camus_tree(tiny_phantom):
     patient = tiny_phantom / "camus" / "CAMUS_public" / "database_nifti" / "patient0001"
-    sequence, truth = read_volume(patient / "patient0001_4CH_half_sequence.nii.gz"), read_volume(patient / "patient0001_4CH_half_sequence_gt.nii.gz")
+    sequence, truth = (
+        read_volume(patient / "patient0001_4CH_half_sequence.nii.gz"),
+        read_volume(patient / "patient0001_4CH_half_sequence_gt.nii.gz"),
+    )
     assert sequence.shape == truth.shape and set(np.unique(truth)) == {0, 1, 2, 3}
     ed = read_volume(patient / "patient0001_4CH_ED.nii.gz")
     assert ed.shape == (1, *sequence.shape[1:]) and np.array_equal(ed[0], sequence[0])
@@ -94,7 +104,9 @@ def test_hmcqu_tree(tiny_phantom, tiny_counts):
 def test_lung_trees(tiny_phantom, tiny_counts):
     data = tiny_phantom / "pocus" / "covid19_ultrasound" / "data"
     videos = sorted(p.name for p in (data / "pocus_videos" / "convex").iterdir())
-    assert "pneu-everyday.gif" in videos and "Cov-Atlas+(1).gif" in videos and len(videos) == 3 * tiny_counts.pocus_videos
+    assert (
+        "pneu-everyday.gif" in videos and "Cov-Atlas+(1).gif" in videos and len(videos) == 3 * tiny_counts.pocus_videos
+    )
     for name in videos:
         assert len(list(read_video_frames(data / "pocus_videos" / "convex" / name))) == tiny_counts.pocus_frames
     suffixes = {p.suffix for p in (data / "pocus_images" / "convex").iterdir()}
@@ -112,7 +124,9 @@ def test_cli_writes_layouts_and_marker(tmp_path, tiny_counts, monkeypatch, capsy
     from anaus_pl.cli import main
 
     monkeypatch.setitem(SIZES, "small", tiny_counts)
-    assert main(["phantom", "--out", str(tmp_path), "--seed", "1", "--size", "small", "--layouts", "udiat", "tg3k"]) == 0
+    assert (
+        main(["phantom", "--out", str(tmp_path), "--seed", "1", "--size", "small", "--layouts", "udiat", "tg3k"]) == 0
+    )
     assert {p.name for p in tmp_path.iterdir()} == {"udiat", "tg3k", ".complete"}
     assert "written to" in capsys.readouterr().out
 
@@ -130,6 +144,9 @@ def test_small_size_writes_the_documented_counts(tmp_path):
     counts = SIZES["small"]
     assert len(list((out / "ddti").rglob("1_or_data/image/*.PNG"))) == counts.ddti
     assert len(list((out / "busi").rglob("*).png"))) == 3 * counts.busi
-    assert len(list((out / "butterfly" / "Butterfly_Dataset").rglob("*.jpg"))) == counts.butterfly_folders * counts.butterfly_frames
+    assert (
+        len(list((out / "butterfly" / "Butterfly_Dataset").rglob("*.jpg")))
+        == counts.butterfly_folders * counts.butterfly_frames
+    )
     assert len(list((out / "camus" / "CAMUS_public" / "database_nifti").iterdir())) == counts.camus_patients
     assert len(list((out / "hmcqu" / "HMC-QU" / "A4C").iterdir())) == counts.hmcqu_a4c

@@ -3,8 +3,18 @@
 import numpy as np
 import pytest
 
-from anaus_pl.data.phantom.physics import (TISSUE_ATTENUATION_DB, Acquisition, Scatterers, Tissue, axial_pulse, envelope,
-                                           lateral_beam, log_compress, render, transmitted_fraction)
+from anaus_pl.data.phantom.physics import (
+    TISSUE_ATTENUATION_DB,
+    Acquisition,
+    Scatterers,
+    Tissue,
+    axial_pulse,
+    envelope,
+    lateral_beam,
+    log_compress,
+    render,
+    transmitted_fraction,
+)
 from anaus_pl.data.phantom.probes import convex_probe, linear_probe, phased_probe
 from anaus_pl.data.phantom.scene import Scene
 from anaus_pl.data.phantom.shapes import Blob, pixel_grid, soften
@@ -13,7 +23,9 @@ RAYLEIGH_SNR = np.sqrt(np.pi / (4 - np.pi))  # mean / std of a Rayleigh variable
 
 
 def uniform_tissue(shape, echo=1.0, density=1.0, attenuation=0.0):
-    return Tissue(np.full(shape, echo, np.float32), np.full(shape, density, np.float32), np.full(shape, attenuation, np.float32))
+    return Tissue(
+        np.full(shape, echo, np.float32), np.full(shape, density, np.float32), np.full(shape, attenuation, np.float32)
+    )
 
 
 def test_psf_parts_have_unit_energy():
@@ -84,7 +96,12 @@ def test_sector_scan_conversion_round_trip(rng):
 
 def test_render_returns_uint8_of_image_size(rng):
     probe = phased_probe(161, 203, rng)
-    image = render(uniform_tissue(probe.beam_shape, attenuation=TISSUE_ATTENUATION_DB), probe, Acquisition(),
-                   Scatterers.draw(probe.beam_shape, rng), rng)
+    image = render(
+        uniform_tissue(probe.beam_shape, attenuation=TISSUE_ATTENUATION_DB),
+        probe,
+        Acquisition(),
+        Scatterers.draw(probe.beam_shape, rng),
+        rng,
+    )
     assert image.dtype == np.uint8 and image.shape == (161, 203)
     assert image[probe.field_of_view].mean() > 40 and image[~probe.field_of_view].max() == 0

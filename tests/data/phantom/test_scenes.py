@@ -41,8 +41,8 @@ def test_malignant_breast_lesions_shadow_more_than_benign_ones():
     def shadow_ratio(kind, seed):
         image, lesion = breast_frame(np.random.default_rng(seed), (220, 240), kind)
         rows, cols = np.nonzero(lesion)
-        below = image[rows.max() + 5:, cols.min():cols.max() + 1].astype(float)
-        return below.mean() / image[rows.max() + 5:].astype(float).mean()
+        below = image[rows.max() + 5 :, cols.min() : cols.max() + 1].astype(float)
+        return below.mean() / image[rows.max() + 5 :].astype(float).mean()
 
     malignant = np.mean([shadow_ratio("malignant", s) for s in range(6)])
     benign = np.mean([shadow_ratio("benign", s) for s in range(6)])
@@ -68,6 +68,7 @@ def test_systole_curve():
 
 def test_lung_classes_differ_below_the_pleura():
     """B-lines brighten the air region of covid scans against regular ones (on average, not always)."""
+
     def brightness(kind, seed):
         frame = lung_clip(np.random.default_rng(seed), (200, 230), kind, 1)[0]
         return frame[130:190, 60:170].astype(float).mean()

@@ -67,14 +67,23 @@ class PairAugment:
     flip_p: float = 0.0  # apical views have a handedness: off unless asked for
 
     def build(self) -> A.Compose:
-        return A.Compose([
-            A.Affine(rotate=(-self.rotate_degrees, self.rotate_degrees), scale=(1.0, self.scale_max), p=self.p,
-                     border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0),
-            A.RandomBrightnessContrast(brightness_limit=0.0, contrast_limit=(self.contrast[0] - 1, self.contrast[1] - 1),
-                                       p=self.p),
-            A.RandomGamma(gamma_limit=(100 / self.gamma[1], 100 / self.gamma[0]), p=self.p),
-            A.HorizontalFlip(p=self.flip_p),
-        ])
+        return A.Compose(
+            [
+                A.Affine(
+                    rotate=(-self.rotate_degrees, self.rotate_degrees),
+                    scale=(1.0, self.scale_max),
+                    p=self.p,
+                    border_mode=cv2.BORDER_CONSTANT,
+                    fill=0,
+                    fill_mask=0,
+                ),
+                A.RandomBrightnessContrast(
+                    brightness_limit=0.0, contrast_limit=(self.contrast[0] - 1, self.contrast[1] - 1), p=self.p
+                ),
+                A.RandomGamma(gamma_limit=(100 / self.gamma[1], 100 / self.gamma[0]), p=self.p),
+                A.HorizontalFlip(p=self.flip_p),
+            ]
+        )
 
 
 class PairDataset(Dataset):
@@ -83,8 +92,15 @@ class PairDataset(Dataset):
     The augmentation of pair ``i`` is seeded from ``(seed, rank, epoch, i)`` by ``streams``.
     """
 
-    def __init__(self, items: list[PairItem], vocabulary: AnatomyVocabulary, size: int,
-                 transform: A.Compose | None = None, cache: bool = True, streams: SampleStreams | None = None) -> None:
+    def __init__(
+        self,
+        items: list[PairItem],
+        vocabulary: AnatomyVocabulary,
+        size: int,
+        transform: A.Compose | None = None,
+        cache: bool = True,
+        streams: SampleStreams | None = None,
+    ) -> None:
         self.items, self.vocabulary, self.size, self.transform = items, vocabulary, size, transform
         self.streams = streams or SampleStreams()
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
@@ -112,9 +128,12 @@ class PairDataset(Dataset):
             out = self.transform(image=image, mask=label)
             image, label = out["image"], out["mask"]
         item = self.items[index]
-        return {"image": torch.from_numpy(np.ascontiguousarray(image)).float().div_(255).unsqueeze(0),
-                "label": torch.from_numpy(np.ascontiguousarray(label)).long(),
-                "annotated": item.supervised, "source": item.ref.source}
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image)).float().div_(255).unsqueeze(0),
+            "label": torch.from_numpy(np.ascontiguousarray(label)).long(),
+            "annotated": item.supervised,
+            "source": item.ref.source,
+        }
 
 
 def split_by_patient(refs: list[SampleRef], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -134,9 +153,17 @@ def split_by_patient(refs: list[SampleRef], val_fraction: float, seed: int) -> t
 class AdaptDataModule(LightningDataModule):
     """Mixed image-mask pairs for the adapt stage."""
 
-    def __init__(self, sources: list[PairSource], image_size: int = 256, batch_size: int = 8, num_workers: int = 0,
-                 val_fraction: float = 0.15, seed: int = 0, augment: PairAugment | None = None,
-                 cache: bool = True) -> None:
+    def __init__(
+        self,
+        sources: list[PairSource],
+        image_size: int = 256,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        val_fraction: float = 0.15,
+        seed: int = 0,
+        augment: PairAugment | None = None,
+        cache: bool = True,
+    ) -> None:
         super().__init__()
         if not sources:
             raise ValueError("adapt data needs at least one source (data.sources: [{layout: ddti, root: ...}])")
@@ -146,14 +173,18 @@ class AdaptDataModule(LightningDataModule):
         self.layouts = [get_layout(source.layout, source.root, **source.options) for source in sources]
         for layout in self.layouts:
             if layout.task != "segmentation":
-                raise ValueError(f"layout {layout.name!r} at {layout.root} has no masks (task {layout.task!r}); "
-                                 "adapt needs segmentation pairs")
+                raise ValueError(
+                    f"layout {layout.name!r} at {layout.root} has no masks (task {layout.task!r}); "
+                    "adapt needs segmentation pairs"
+                )
         self.vocabulary = AnatomyVocabulary.union(layout.anatomy for layout in self.layouts)
         for source in sources:
             unknown = sorted(set(source.unlabeled) - set(self.vocabulary.names))
             if unknown:
-                raise ValueError(f"source {source.layout} at {source.root}: unlabeled classes {unknown} are not in the "
-                                 f"vocabulary {list(self.vocabulary.names)}")
+                raise ValueError(
+                    f"source {source.layout} at {source.root}: unlabeled classes {unknown} are not in the "
+                    f"vocabulary {list(self.vocabulary.names)}"
+                )
         self.train_set: PairDataset | None = None
         self.val_set: PairDataset | None = None
 
@@ -163,7 +194,7 @@ class AdaptDataModule(LightningDataModule):
         train, val = [], []
         for source, layout in zip(self.sources, self.layouts):
             supervised = torch.tensor([name not in source.unlabeled for name in self.vocabulary.names])
-            refs = layout.index()[:source.limit]
+            refs = layout.index()[: source.limit]
             if not refs:
                 raise ValueError(f"{layout.root}: no pairs found for layout {layout.name!r}; see data/README.md")
             train_idx, val_idx = split_by_patient(refs, self.val_fraction, self.seed)
@@ -175,8 +206,14 @@ class AdaptDataModule(LightningDataModule):
 
     def _loader(self, dataset: PairDataset, shuffle: bool) -> DataLoader:
         seeding = dataset.streams.loader_arguments(dataset) if shuffle else {}
-        return DataLoader(dataset, batch_size=self.batch_size, num_workers=self.num_workers, **seeding,
-                          persistent_workers=self.num_workers > 0, drop_last=shuffle and len(dataset) > self.batch_size)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            **seeding,
+            persistent_workers=self.num_workers > 0,
+            drop_last=shuffle and len(dataset) > self.batch_size,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)

@@ -35,8 +35,15 @@ class LetterboxedFrames(Dataset):
     frames may hold; every decoded frame then carries its input's row as ``classes``.
     """
 
-    def __init__(self, refs: FrameTable | Sequence[FrameRef], decoder: FrameDecoder, size: int,
-                 class_masks: np.ndarray | None = None, min_side: int = MIN_SIDE, max_aspect_ratio: float = MAX_ASPECT_RATIO) -> None:
+    def __init__(
+        self,
+        refs: FrameTable | Sequence[FrameRef],
+        decoder: FrameDecoder,
+        size: int,
+        class_masks: np.ndarray | None = None,
+        min_side: int = MIN_SIDE,
+        max_aspect_ratio: float = MAX_ASPECT_RATIO,
+    ) -> None:
         self.refs = refs if isinstance(refs, FrameTable) else FrameTable.from_refs(refs)
         self.decoder = decoder
         self.size = size
@@ -63,11 +70,17 @@ class LetterboxedFrames(Dataset):
     def _check_shape(self, frame: np.ndarray, source: str) -> None:
         h, w = frame.shape[:2]
         if min(h, w) < self.min_side:
-            raise FrameReadError(source, f"frame is {w}x{h} pixels, below the minimum side of {self.min_side}",
-                                 "lower data.init_args.min_side to keep such frames")
+            raise FrameReadError(
+                source,
+                f"frame is {w}x{h} pixels, below the minimum side of {self.min_side}",
+                "lower data.init_args.min_side to keep such frames",
+            )
         if max(h, w) > self.max_aspect_ratio * min(h, w):
-            raise FrameReadError(source, f"frame is {w}x{h} pixels, an aspect ratio beyond {self.max_aspect_ratio:g}",
-                                 "raise data.init_args.max_aspect_ratio to keep such frames")
+            raise FrameReadError(
+                source,
+                f"frame is {w}x{h} pixels, an aspect ratio beyond {self.max_aspect_ratio:g}",
+                "raise data.init_args.max_aspect_ratio to keep such frames",
+            )
 
 
 def collate_frames(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -78,7 +91,9 @@ def collate_frames(items: list[dict[str, Any]]) -> dict[str, Any]:
     good = [item for item in items if "error" not in item]
     size = good[0]["image"].shape[-1] if good else 0
     return {
-        "images": torch.stack([item["image"] for item in good]) if good else torch.zeros((0, size, size), dtype=torch.uint8),
+        "images": torch.stack([item["image"] for item in good])
+        if good
+        else torch.zeros((0, size, size), dtype=torch.uint8),
         "valid_hw": torch.tensor([item["valid_hw"] for item in good], dtype=torch.int32).reshape(-1, 2),
         "classes": torch.stack([item["classes"] for item in good]) if good and "classes" in good[0] else None,
         "sources": [item["source"] for item in good],
@@ -118,8 +133,15 @@ class AnnotateFramesDataModule(LightningDataModule):
         max_aspect_ratio: frames whose long/short side ratio exceeds this are skipped (logged, counted).
     """
 
-    def __init__(self, inputs: list[FrameInput], batch_size: int = 16, num_workers: int = 2, image_size: int | None = None,
-                 min_side: int = MIN_SIDE, max_aspect_ratio: float = MAX_ASPECT_RATIO) -> None:
+    def __init__(
+        self,
+        inputs: list[FrameInput],
+        batch_size: int = 16,
+        num_workers: int = 2,
+        image_size: int | None = None,
+        min_side: int = MIN_SIDE,
+        max_aspect_ratio: float = MAX_ASPECT_RATIO,
+    ) -> None:
         super().__init__()
         if not inputs:
             raise ValueError("data.init_args.inputs is empty: name at least one folder, video or layout to annotate")
@@ -128,7 +150,9 @@ class AnnotateFramesDataModule(LightningDataModule):
         self.num_workers = num_workers
         self.image_size = image_size
         if min_side < 1 or max_aspect_ratio < 1:
-            raise ValueError(f"data.init_args.min_side must be >= 1 and max_aspect_ratio >= 1, got {min_side} and {max_aspect_ratio}")
+            raise ValueError(
+                f"data.init_args.min_side must be >= 1 and max_aspect_ratio >= 1, got {min_side} and {max_aspect_ratio}"
+            )
         self.min_side = min_side
         self.max_aspect_ratio = max_aspect_ratio
         self.done_sources: set[str] = set()
@@ -180,18 +204,27 @@ class AnnotateFramesDataModule(LightningDataModule):
         vocabulary = getattr(module, "vocabulary", None) if module is not None else None
         if vocabulary is None:
             if any(spec.classes is not None for spec in self.inputs):
-                raise ValueError("data.init_args.inputs name classes, but the model gives no class vocabulary to check them against")
+                raise ValueError(
+                    "data.init_args.inputs name classes, but the model gives no class vocabulary to check them against"
+                )
             return None
         return self.class_masks(vocabulary.names)
 
     def predict_dataloader(self) -> DataLoader:
-        dataset = LetterboxedFrames(self.pending(), self._indexed()[1], self._size(), self._class_masks(),
-                                    self.min_side, self.max_aspect_ratio)
+        dataset = LetterboxedFrames(
+            self.pending(), self._indexed()[1], self._size(), self._class_masks(), self.min_side, self.max_aspect_ratio
+        )
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
-        return DataLoader(dataset, batch_size=self.batch_size, sampler=ContiguousShardSampler(dataset, world, rank),
-                          num_workers=self.num_workers, collate_fn=collate_frames, pin_memory=torch.cuda.is_available(),
-                          persistent_workers=False)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=ContiguousShardSampler(dataset, world, rank),
+            num_workers=self.num_workers,
+            collate_fn=collate_frames,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=False,
+        )
 
 
 __all__ = ["AnnotateFramesDataModule", "ContiguousShardSampler", "FrameInput", "LetterboxedFrames", "collate_frames"]

@@ -49,8 +49,14 @@ def foreground_ids(layout: Layout, names: Sequence[str] | None) -> list[int]:
     return [layout.anatomy.index(n) + 1 for n in names]
 
 
-def load_task(layout: Layout, refs: Sequence[SampleRef], size: int, foreground: Sequence[int] | None = None,
-              labels: bool = False, description: str = "") -> LoadedTask:
+def load_task(
+    layout: Layout,
+    refs: Sequence[SampleRef],
+    size: int,
+    foreground: Sequence[int] | None = None,
+    labels: bool = False,
+    description: str = "",
+) -> LoadedTask:
     """Decode and letterbox ``refs``; masks (0/1 for the ``foreground`` values) when given, class labels when ``labels``."""
     images = np.zeros((len(refs), size, size), np.uint8)
     masks = np.zeros_like(images) if foreground is not None else None
@@ -73,18 +79,25 @@ def load_task(layout: Layout, refs: Sequence[SampleRef], size: int, foreground: 
 
 def train_augmentation(size: int, crop_scale: tuple[float, float] = (0.8, 1.0)) -> A.Compose:
     """Random resized crop (ratio 0.8-1.25, the USCL protocol), flip, mild intensity changes."""
-    return A.Compose([
-        A.RandomResizedCrop(size=(size, size), scale=crop_scale, ratio=(0.8, 1.25), p=1.0),
-        A.HorizontalFlip(p=0.5),
-        A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.5),
-    ])
+    return A.Compose(
+        [
+            A.RandomResizedCrop(size=(size, size), scale=crop_scale, ratio=(0.8, 1.25), p=1.0),
+            A.HorizontalFlip(p=0.5),
+            A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.15, p=0.5),
+        ]
+    )
 
 
 class ArrayDataset(Dataset):
     """Items of a :class:`LoadedTask`: ``image`` float (1, S, S) in [0, 1], ``mask`` float (S, S), ``label``, ``index``."""
 
-    def __init__(self, data: LoadedTask, indices: np.ndarray, transform: A.Compose | None = None,
-                 streams: SampleStreams | None = None) -> None:
+    def __init__(
+        self,
+        data: LoadedTask,
+        indices: np.ndarray,
+        transform: A.Compose | None = None,
+        streams: SampleStreams | None = None,
+    ) -> None:
         self.data, self.indices, self.transform = data, np.asarray(indices), transform
         self.streams = streams or SampleStreams()  # seeds the transform per (seed, rank, epoch, item)
 
@@ -99,8 +112,10 @@ class ArrayDataset(Dataset):
             self.streams.reseed(self.transform, item)
             out = self.transform(image=image, **({"mask": mask} if mask is not None else {}))
             image, mask = out["image"], out.get("mask")
-        batch = {"image": torch.from_numpy(np.ascontiguousarray(image)).float().div(255).unsqueeze(0),
-                 "index": torch.tensor(index)}
+        batch = {
+            "image": torch.from_numpy(np.ascontiguousarray(image)).float().div(255).unsqueeze(0),
+            "index": torch.tensor(index),
+        }
         if mask is not None:
             batch["mask"] = torch.from_numpy(np.ascontiguousarray(mask)).float()
         if self.data.labels is not None:
@@ -111,8 +126,18 @@ class ArrayDataset(Dataset):
 class FoldDataModule(LightningDataModule):
     """One fold: train (augmented), validation and test loaders over index sets of a :class:`LoadedTask`."""
 
-    def __init__(self, data: LoadedTask, train: np.ndarray, val: np.ndarray, test: np.ndarray, batch_size: int = 16,
-                 augment: bool = True, crop_scale: tuple[float, float] = (0.8, 1.0), num_workers: int = 0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        data: LoadedTask,
+        train: np.ndarray,
+        val: np.ndarray,
+        test: np.ndarray,
+        batch_size: int = 16,
+        augment: bool = True,
+        crop_scale: tuple[float, float] = (0.8, 1.0),
+        num_workers: int = 0,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.data, self.parts = data, {"train": train, "val": val, "test": test}
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
@@ -121,10 +146,18 @@ class FoldDataModule(LightningDataModule):
 
     def _loader(self, part: str) -> DataLoader:
         training = part == "train"
-        dataset = ArrayDataset(self.data, self.parts[part], self.transform if training else None, SampleStreams(self.seed))
+        dataset = ArrayDataset(
+            self.data, self.parts[part], self.transform if training else None, SampleStreams(self.seed)
+        )
         seeding = dataset.streams.loader_arguments(dataset) if training else {}
-        return DataLoader(dataset, batch_size=self.batch_size, drop_last=training and len(dataset) > self.batch_size,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0, **seeding)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            drop_last=training and len(dataset) > self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            **seeding,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

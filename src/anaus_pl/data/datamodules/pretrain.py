@@ -31,8 +31,14 @@ class TwoViewStoreDataset(Dataset):
     The draws of sample ``i`` are seeded from ``(seed, rank, epoch, i)`` by ``streams``.
     """
 
-    def __init__(self, store: AnatomyStore, transform: TwoViewTransform, mask_source: MaskSource = "anatomy", grid_cells: int = 4,
-                 streams: SampleStreams | None = None) -> None:
+    def __init__(
+        self,
+        store: AnatomyStore,
+        transform: TwoViewTransform,
+        mask_source: MaskSource = "anatomy",
+        grid_cells: int = 4,
+        streams: SampleStreams | None = None,
+    ) -> None:
         if mask_source not in ("anatomy", "grid", "none"):
             raise ValueError(f"mask_source must be 'anatomy', 'grid' or 'none', got {mask_source!r}")
         self.store, self.transform, self.mask_source, self.grid_cells = store, transform, mask_source, grid_cells
@@ -52,7 +58,9 @@ class TwoViewStoreDataset(Dataset):
         record = self.store[index]
         h, w = record["valid_hw"]
         if h < 8 or w < 8:
-            raise StoreError(f"{self.store.path}: frame {index} ({record['source']}) has valid size {h}x{w}; re-annotate it")
+            raise StoreError(
+                f"{self.store.path}: frame {index} ({record['source']}) has valid size {h}x{w}; re-annotate it"
+            )
         self.transform.reseed(self.streams.seed_of(index))
         sample = self.transform(record["image"], self._label_map(record), (h, w))
         out = {}
@@ -105,14 +113,23 @@ class PretrainDataModule(LightningDataModule):
             return
         self.store = AnatomyStore(self.store_path)
         if self.store.size < self.views.image_size // 2:
-            log.warning("%s: frames are %d px, views %d px: views are upsampled", self.store_path, self.store.size, self.views.image_size)
+            log.warning(
+                "%s: frames are %d px, views %d px: views are upsampled",
+                self.store_path,
+                self.store.size,
+                self.views.image_size,
+            )
         if len(self.store) < self.batch_size:
-            raise StoreError(f"{self.store_path}: {len(self.store)} frames, fewer than one batch of {self.batch_size}; lower data.batch_size")
+            raise StoreError(
+                f"{self.store_path}: {len(self.store)} frames, fewer than one batch of {self.batch_size}; lower data.batch_size"
+            )
 
     def train_dataloader(self) -> DataLoader:
         assert self.store is not None, "setup() first"
         streams = SampleStreams()
-        dataset = TwoViewStoreDataset(self.store, TwoViewTransform(self.views), self.mask_source, self.grid_cells, streams)
+        dataset = TwoViewStoreDataset(
+            self.store, TwoViewTransform(self.views), self.mask_source, self.grid_cells, streams
+        )
         return DataLoader(
             dataset,
             batch_size=self.batch_size,

@@ -34,7 +34,9 @@ def mask_encoding(anatomy: AnatomySpec, layout: str) -> tuple[tuple[str, ...], d
             raise LayoutError(f"{layout}: anatomy keys must be mask values 1..255, got {list(anatomy)}") from None
         bad = [value for value in raw if not 0 < value < 256]
         if bad or not raw:
-            raise LayoutError(f"{layout}: anatomy maps mask values 1..255 to names (0 is background), got {sorted(raw)}")
+            raise LayoutError(
+                f"{layout}: anatomy maps mask values 1..255 to names (0 is background), got {sorted(raw)}"
+            )
         names = tuple(dict.fromkeys(raw[value] for value in sorted(raw)))
         return names, {"values": {0: 0, **{value: names.index(name) + 1 for value, name in raw.items()}}}
     if isinstance(anatomy, str) or not anatomy:
@@ -53,8 +55,10 @@ def group_of(name: str, pattern: re.Pattern[str] | None, where: str) -> str | No
         return None
     match = pattern.search(name)
     if match is None:
-        raise LayoutError(f"{where}: file name {name!r} does not match group_pattern {pattern.pattern!r}; "
-                          "fix the pattern or rename the file")
+        raise LayoutError(
+            f"{where}: file name {name!r} does not match group_pattern {pattern.pattern!r}; "
+            "fix the pattern or rename the file"
+        )
     if "group" in pattern.groupindex:
         return match["group"]
     return match[1] if pattern.groups else match[0]
@@ -76,7 +80,9 @@ def class_names_of(found: Sequence[str], classes: Sequence[str] | None, where: s
         return tuple(sorted(set(found), key=natural_key))
     unknown = sorted(set(found) - set(classes))
     if unknown:
-        raise LayoutError(f"{where}: labels {unknown} are not among classes {list(classes)}; add them or fix the labels")
+        raise LayoutError(
+            f"{where}: labels {unknown} are not among classes {list(classes)}; add them or fix the labels"
+        )
     return tuple(classes)
 
 

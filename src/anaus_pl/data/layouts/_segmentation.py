@@ -17,8 +17,17 @@ from typing import ClassVar
 
 import numpy as np
 
-from anaus_pl.data.io import (VOLUME_SUFFIXES, FrameReadError, as_label_map, read_frame, read_label_map,
-                              read_mat_array, read_volume, split_source, suffix_of)
+from anaus_pl.data.io import (
+    VOLUME_SUFFIXES,
+    FrameReadError,
+    as_label_map,
+    read_frame,
+    read_label_map,
+    read_mat_array,
+    read_volume,
+    split_source,
+    suffix_of,
+)
 from anaus_pl.data.layouts._tree import by_stem, image_files, stem_of
 from anaus_pl.data.layouts.base import Layout, Sample, SampleRef, Task, binarize_mask
 
@@ -38,8 +47,11 @@ def read_mask_raw(source: str) -> np.ndarray:
         return read_label_map(path)
     index = frame or 0
     if not 0 <= index < len(stack):
-        raise FrameReadError(path, f"mask frame {index} out of range (0..{len(stack) - 1})",
-                             "the mask holds fewer frames than its image sequence: re-export it")
+        raise FrameReadError(
+            path,
+            f"mask frame {index} out of range (0..{len(stack) - 1})",
+            "the mask holds fewer frames than its image sequence: re-export it",
+        )
     return as_label_map(stack[index], source)
 
 
@@ -49,16 +61,21 @@ def merge_masks(ref: SampleRef, raws: list[np.ndarray], shape: tuple[int, ...]) 
     mask = np.zeros(shape, np.uint8)
     for source, raw in zip(ref.files["masks"], raws):
         if raw.shape != shape:
-            raise FrameReadError(split_source(source)[0],
-                                 f"mask is {raw.shape[1]}x{raw.shape[0]} (WxH) but its image {ref.source} is {shape[1]}x{shape[0]}",
-                                 "masks must have their image's size: re-export the mask or remove the pair")
+            raise FrameReadError(
+                split_source(source)[0],
+                f"mask is {raw.shape[1]}x{raw.shape[0]} (WxH) but its image {ref.source} is {shape[1]}x{shape[0]}",
+                "masks must have their image's size: re-export the mask or remove the pair",
+            )
         if values is None:
             mask[binarize_mask(raw) > 0] = ref.files.get("value", 1)
             continue
         unknown = sorted(set(np.unique(raw).tolist()) - set(values))
         if unknown:
-            raise FrameReadError(split_source(source)[0], f"mask holds values {unknown}, expected only {sorted(values)}",
-                                 "check that the file belongs to this layout (folder/datalist: name every mask value in anatomy)")
+            raise FrameReadError(
+                split_source(source)[0],
+                f"mask holds values {unknown}, expected only {sorted(values)}",
+                "check that the file belongs to this layout (folder/datalist: name every mask value in anatomy)",
+            )
         table = np.zeros(256, np.uint8)
         for raw_value, anatomy_value in values.items():
             table[raw_value] = anatomy_value
@@ -84,10 +101,16 @@ class PairedLayout(Layout):
         return Sample(image=image, source=ref.source, mask=mask, label=ref.label, patient=ref.patient)
 
 
-def pair_refs(image_dir: Path, mask_dir: Path, *, value: int = 1, values: Mapping[int, int] | None = None,
-              label_of: Callable[[Path], int | None] = lambda path: None,
-              patient_of: Callable[[Path], str | None] = lambda path: None,
-              images: list[Path] | None = None) -> list[SampleRef]:
+def pair_refs(
+    image_dir: Path,
+    mask_dir: Path,
+    *,
+    value: int = 1,
+    values: Mapping[int, int] | None = None,
+    label_of: Callable[[Path], int | None] = lambda path: None,
+    patient_of: Callable[[Path], str | None] = lambda path: None,
+    images: list[Path] | None = None,
+) -> list[SampleRef]:
     """Refs for the images of ``image_dir``, each paired with the mask of the same stem in ``mask_dir``.
 
     A missing mask is kept as the path it should have, so that loading the item
@@ -95,6 +118,12 @@ def pair_refs(image_dir: Path, mask_dir: Path, *, value: int = 1, values: Mappin
     """
     masks = by_stem(image_files(mask_dir)) if mask_dir.is_dir() else {}
     encoding = {"values": dict(values)} if values is not None else {"value": value}
-    return [SampleRef(source=str(image), label=label_of(image), patient=patient_of(image),
-                      files={"masks": (str(masks.get(stem_of(image).lower(), mask_dir / image.name)),), **encoding})
-            for image in (image_files(image_dir) if images is None else images)]
+    return [
+        SampleRef(
+            source=str(image),
+            label=label_of(image),
+            patient=patient_of(image),
+            files={"masks": (str(masks.get(stem_of(image).lower(), mask_dir / image.name)),), **encoding},
+        )
+        for image in (image_files(image_dir) if images is None else images)
+    ]

@@ -41,9 +41,14 @@ def resolve(folder: Path, relative: str) -> Path | None:
 
 def subdirs(folder: Path) -> list[Path]:
     """Sub-folders in natural order, without hidden and archive-tool folders."""
-    return sorted((entry for entry in folder.iterdir()
-                   if entry.is_dir() and not entry.name.startswith(".") and entry.name.lower() not in SKIPPED_DIRS),
-                  key=lambda entry: natural_key(entry.name))
+    return sorted(
+        (
+            entry
+            for entry in folder.iterdir()
+            if entry.is_dir() and not entry.name.startswith(".") and entry.name.lower() not in SKIPPED_DIRS
+        ),
+        key=lambda entry: natural_key(entry.name),
+    )
 
 
 def find_dir(root: Path, *markers: str, layout: str, max_depth: int = 4) -> Path:
@@ -55,16 +60,23 @@ def find_dir(root: Path, *markers: str, layout: str, max_depth: int = 4) -> Path
             return folder
         if depth < max_depth:
             queue.extend((sub, depth + 1) for sub in subdirs(folder))
-    raise LayoutError(f"{root}: no folder holding {', '.join(repr(m) for m in markers)} within {max_depth} levels; "
-                      f"this does not look like the {layout!r} layout (see data/README.md for the expected tree)")
+    raise LayoutError(
+        f"{root}: no folder holding {', '.join(repr(m) for m in markers)} within {max_depth} levels; "
+        f"this does not look like the {layout!r} layout (see data/README.md for the expected tree)"
+    )
 
 
 def image_files(folder: Path, suffixes: Iterable[str] = IMAGE_SUFFIXES) -> list[Path]:
     """Image files of one folder (any suffix case) in natural order."""
     wanted = frozenset(suffixes)
-    return sorted((entry for entry in folder.iterdir()
-                   if entry.is_file() and not entry.name.startswith(".") and suffix_of(entry) in wanted),
-                  key=lambda entry: natural_key(entry.name))
+    return sorted(
+        (
+            entry
+            for entry in folder.iterdir()
+            if entry.is_file() and not entry.name.startswith(".") and suffix_of(entry) in wanted
+        ),
+        key=lambda entry: natural_key(entry.name),
+    )
 
 
 def by_stem(files: Iterable[Path]) -> dict[str, Path]:
@@ -87,9 +99,13 @@ def indexed_subset(items: list, split_file: Path, key: str) -> list:
     try:
         indices = json.loads(split_file.read_text())[key]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise LayoutError(f"{split_file}: cannot read the {key!r} index list ({error}); re-download the split file") from error
+        raise LayoutError(
+            f"{split_file}: cannot read the {key!r} index list ({error}); re-download the split file"
+        ) from error
     out_of_range = [i for i in indices if not 0 <= int(i) < len(items)]
     if out_of_range:
-        raise LayoutError(f"{split_file}: indices {out_of_range[:5]} exceed the {len(items)} files found; "
-                          "the image folder is incomplete")
+        raise LayoutError(
+            f"{split_file}: indices {out_of_range[:5]} exceed the {len(items)} files found; "
+            "the image folder is incomplete"
+        )
     return [items[int(i)] for i in indices]

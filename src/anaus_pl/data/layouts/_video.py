@@ -27,8 +27,15 @@ def video_header(path: Path) -> tuple[int, float]:
     return count, fps
 
 
-def video_frame_refs(path: Path, *, stride: int | None, rate_hz: float, max_frames: int | None,
-                     label: int | None = None, patient: str | None = None) -> list[SampleRef]:
+def video_frame_refs(
+    path: Path,
+    *,
+    stride: int | None,
+    rate_hz: float,
+    max_frames: int | None,
+    label: int | None = None,
+    patient: str | None = None,
+) -> list[SampleRef]:
     """Refs ``path#k`` for every ``stride``-th frame, or at about ``rate_hz`` when ``stride`` is None.
 
     A video that cannot be opened still yields ``path#0``, so that loading it

@@ -26,8 +26,11 @@ def read_table(path: Path) -> Table:
     except Exception as error:  # openpyxl raises zipfile/KeyError/... for broken files
         raise LayoutError(f"{path}: not a readable .xlsx file ({error}); re-download it") from error
     try:
-        lines = [row for row in workbook.worksheets[0].iter_rows(values_only=True)
-                 if any(cell is not None and str(cell).strip() for cell in row)]
+        lines = [
+            row
+            for row in workbook.worksheets[0].iter_rows(values_only=True)
+            if any(cell is not None and str(cell).strip() for cell in row)
+        ]
     finally:
         workbook.close()
     if not lines:

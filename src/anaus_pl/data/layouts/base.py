@@ -53,7 +53,8 @@ class Sample:
             if self.mask.dtype != np.uint8 or self.mask.shape != self.image.shape:
                 raise ValueError(
                     f"{self.source}: mask {self.mask.dtype} {self.mask.shape} does not match image {self.image.shape}; "
-                    "masks must be uint8 label maps of the image's size")
+                    "masks must be uint8 label maps of the image's size"
+                )
 
 
 class Layout(ABC):

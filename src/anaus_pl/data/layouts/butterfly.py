@@ -44,9 +44,20 @@ class Butterfly(FrameLayout):
             video = folder.relative_to(self.root).as_posix() if folder != self.root else folder.name
             frames = [name for name in names if suffix_of(name) in IMAGE_SUFFIXES]
             refs += [SampleRef(source=str(folder / name), patient=video) for name in frames[:: self.stride]]
-            refs += [ref for name in names if suffix_of(name) in VIDEO_SUFFIXES
-                     for ref in video_frame_refs(folder / name, stride=self.stride, rate_hz=0.0, max_frames=None,
-                                                 patient=(folder / name).relative_to(self.root).as_posix())]
+            refs += [
+                ref
+                for name in names
+                if suffix_of(name) in VIDEO_SUFFIXES
+                for ref in video_frame_refs(
+                    folder / name,
+                    stride=self.stride,
+                    rate_hz=0.0,
+                    max_frames=None,
+                    patient=(folder / name).relative_to(self.root).as_posix(),
+                )
+            ]
         if not refs:
-            raise LayoutError(f"{self.root}: no frame images or videos found for layout 'butterfly' (see data/README.md)")
+            raise LayoutError(
+                f"{self.root}: no frame images or videos found for layout 'butterfly' (see data/README.md)"
+            )
         return refs

@@ -64,8 +64,10 @@ class CAMUS(PairedLayout):
         except LayoutError:
             base = find_dir(self.root, "training", layout=self.name)
             if self.frames == "sequence":
-                raise LayoutError(f"{base}: the 2019 release has no sequence ground truth; use frames='edes' "
-                                  "or the 2023 NIfTI release") from None
+                raise LayoutError(
+                    f"{base}: the 2019 release has no sequence ground truth; use frames='edes' "
+                    "or the 2023 NIfTI release"
+                ) from None
             return subdirs(child(base, "training")), ".mhd"
 
     def index(self) -> list[SampleRef]:
@@ -82,8 +84,10 @@ class CAMUS(PairedLayout):
                     count = self._frame_count(image) if self.frames == "sequence" else 0
                     sources = [f"{image}#{k}" for k in range(count)] if count else [str(image)]
                     masks = [f"{mask}#{k}" for k in range(count)] if count else [str(mask)]
-                    refs += [SampleRef(source=source, patient=folder.name, files={"masks": (mask_source,), "values": LABELS})
-                             for source, mask_source in zip(sources, masks)]
+                    refs += [
+                        SampleRef(source=source, patient=folder.name, files={"masks": (mask_source,), "values": LABELS})
+                        for source, mask_source in zip(sources, masks)
+                    ]
         return refs
 
     @staticmethod

@@ -32,11 +32,19 @@ def summarize(layout: Layout) -> dict[str, Any]:
         if sample.mask is not None:
             for value in np.unique(sample.mask):
                 if value:
-                    classes[layout.anatomy[value - 1] if value <= len(layout.anatomy) else f"unknown value {value}"] += 1
+                    classes[
+                        layout.anatomy[value - 1] if value <= len(layout.anatomy) else f"unknown value {value}"
+                    ] += 1
     patients = {ref.patient for ref in refs if ref.patient is not None}
-    return {"layout": layout.name, "root": str(layout.root), "task": layout.task, "n_items": len(refs),
-            "classes": dict(sorted(classes.items())), "n_patients": len(patients) if patients else None,
-            "problems": problems}
+    return {
+        "layout": layout.name,
+        "root": str(layout.root),
+        "task": layout.task,
+        "n_items": len(refs),
+        "classes": dict(sorted(classes.items())),
+        "n_patients": len(patients) if patients else None,
+        "problems": problems,
+    }
 
 
 def parse_option(text: str) -> tuple[str, Any]:
@@ -51,11 +59,20 @@ def parser() -> argparse.ArgumentParser:
     _load_readers()
     root = argparse.ArgumentParser(prog="anaus-pl datasets", description="Inspect public data set trees.")
     commands = root.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("check", help="decode every item of a tree and print a JSON summary (exit 1 on problems)")
+    check = commands.add_parser(
+        "check", help="decode every item of a tree and print a JSON summary (exit 1 on problems)"
+    )
     check.add_argument("--layout", required=True, help=f"one of: {', '.join(sorted(LAYOUTS))}")
     check.add_argument("--root", required=True, help="the folder the data set was unpacked to")
-    check.add_argument("--option", "-o", action="append", type=parse_option, default=[], metavar="KEY=VALUE",
-                       help="reader option, e.g. -o stride=5 (see data/README.md)")
+    check.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        type=parse_option,
+        default=[],
+        metavar="KEY=VALUE",
+        help="reader option, e.g. -o stride=5 (see data/README.md)",
+    )
     return root
 
 

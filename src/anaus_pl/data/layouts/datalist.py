@@ -35,16 +35,19 @@ class Datalist(GenericLayout):
     name = "datalist"
     root_is_file = True
 
-    def __init__(self, root: str | Path, anatomy: AnatomySpec = None, classes: list[str] | None = None,
-                 key: str | None = None) -> None:
+    def __init__(
+        self, root: str | Path, anatomy: AnatomySpec = None, classes: list[str] | None = None, key: str | None = None
+    ) -> None:
         super().__init__(root, anatomy)
         self.key = key
         self.rows = self._read()
         columns = set().union(*(row.keys() for row in self.rows))
         unknown = sorted(columns - set(COLUMNS))
         if unknown or "image" not in columns:
-            raise LayoutError(f"{self.root}: columns {sorted(columns)}; expected 'image' and any of "
-                              f"{list(COLUMNS[1:])} (unknown: {unknown})")
+            raise LayoutError(
+                f"{self.root}: columns {sorted(columns)}; expected 'image' and any of "
+                f"{list(COLUMNS[1:])} (unknown: {unknown})"
+            )
         if "mask" in columns and "label" in columns:
             raise LayoutError(f"{self.root}: give 'mask' (segmentation) or 'label' (classification), not both")
         self.task = "segmentation" if "mask" in columns else "classification" if "label" in columns else "frames"
@@ -78,8 +81,10 @@ class Datalist(GenericLayout):
             raise LayoutError(f"{self.root}: expected a list of records with an 'image' entry")
         if not records:
             raise LayoutError(f"{self.root}: the data list is empty")
-        return [{str(name).strip(): str(value).strip() for name, value in row.items() if value not in (None, "")}
-                for row in records]
+        return [
+            {str(name).strip(): str(value).strip() for name, value in row.items() if value not in (None, "")}
+            for row in records
+        ]
 
     def _numbered(self) -> list[tuple[int, dict[str, str]]]:
         """Rows with the number a user finds them at (the CSV line, the JSON position)."""
@@ -111,5 +116,7 @@ class Datalist(GenericLayout):
         if missing:
             raise LayoutError(f"{self.root}: rows {missing[:5]} have no 'fold'; give every row one or none")
         sources = [ref.source for ref in self.index()]
-        return [[source for source, fold in zip(sources, folds) if fold == name]
-                for name in sorted(set(folds), key=natural_key)]
+        return [
+            [source for source, fold in zip(sources, folds) if fold == name]
+            for name in sorted(set(folds), key=natural_key)
+        ]

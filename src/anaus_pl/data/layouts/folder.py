@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anaus_pl.data.layouts._generic import (AnatomySpec, GenericLayout, class_names_of, compile_group_pattern,
-                                            group_of)
+from anaus_pl.data.layouts._generic import AnatomySpec, GenericLayout, class_names_of, compile_group_pattern, group_of
 from anaus_pl.data.layouts._segmentation import pair_refs
 from anaus_pl.data.layouts._tree import child, image_files, subdirs
 from anaus_pl.data.layouts.base import LayoutError, SampleRef, register
@@ -37,8 +36,15 @@ class Folder(GenericLayout):
 
     name = "folder"
 
-    def __init__(self, root: str | Path, anatomy: AnatomySpec = None, images: str = "images", masks: str = "masks",
-                 classes: list[str] | None = None, group_pattern: str | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        anatomy: AnatomySpec = None,
+        images: str = "images",
+        masks: str = "masks",
+        classes: list[str] | None = None,
+        group_pattern: str | None = None,
+    ) -> None:
         super().__init__(root, anatomy)
         self.images, self.masks, self.classes = images, masks, classes
         self.group_pattern = compile_group_pattern(group_pattern, self.name)
@@ -46,8 +52,10 @@ class Folder(GenericLayout):
         if self.image_dir is None:
             folders = [folder for folder in subdirs(self.root) if folder.name.lower() != masks.lower()]
             if not folders:
-                raise LayoutError(f"{self.root}: neither an {images!r} folder (segmentation) nor class subfolders "
-                                  "(classification); see data/README.md, 'Your own data'")
+                raise LayoutError(
+                    f"{self.root}: neither an {images!r} folder (segmentation) nor class subfolders "
+                    "(classification); see data/README.md, 'Your own data'"
+                )
             self.task = "classification"
             self.class_names = class_names_of([folder.name for folder in folders], classes, str(self.root))
 
@@ -64,6 +72,10 @@ class Folder(GenericLayout):
         for label, class_name in enumerate(self.class_names):
             folder = child(self.root, class_name)
             if folder is None:
-                raise LayoutError(f"{self.root}: class folder {class_name!r} not found (classes: {list(self.class_names)})")
-            refs += [SampleRef(source=str(path), label=label, patient=self._patient(path)) for path in image_files(folder)]
+                raise LayoutError(
+                    f"{self.root}: class folder {class_name!r} not found (classes: {list(self.class_names)})"
+                )
+            refs += [
+                SampleRef(source=str(path), label=label, patient=self._patient(path)) for path in image_files(folder)
+            ]
         return refs

@@ -29,5 +29,7 @@ class FrameFolder(FrameLayout):
     def index(self) -> list[SampleRef]:
         from anaus_pl.data.frame_sources import FrameInput, index_inputs
 
-        frames, _ = index_inputs([FrameInput(str(self.root), frame_stride=self.stride, max_frames_per_video=self.max_frames)])
+        frames, _ = index_inputs(
+            [FrameInput(str(self.root), frame_stride=self.stride, max_frames_per_video=self.max_frames)]
+        )
         return [SampleRef(source=source) for source in frames.sources()]

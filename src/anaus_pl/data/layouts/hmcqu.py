@@ -62,8 +62,11 @@ class HMCQU(PairedLayout):
         echo_col = column(table, table_path, ("echo",), 0)
         start_col = column(table, table_path, ("reference",), -3)
         end_col = column(table, table_path, ("end of cycle", "end"), -2)
-        masks = {name_key(path.stem[len("mask_"):]): path for path in child(base, MASK_DIR).glob("*.mat")
-                 if path.stem.lower().startswith("mask_")}
+        masks = {
+            name_key(path.stem[len("mask_") :]): path
+            for path in child(base, MASK_DIR).glob("*.mat")
+            if path.stem.lower().startswith("mask_")
+        }
         video_dir = resolve(base, "HMC-QU/A4C") or base
         videos = {name_key(path.stem): path for path in video_dir.rglob("*") if suffix_of(path) in VIDEO_SUFFIXES}
         refs = []
@@ -78,7 +81,10 @@ class HMCQU(PairedLayout):
                 raise LayoutError(f"{table_path}: row {echo!r} has no integer frame range ({error})") from error
             video = videos.get(name_key(echo), video_dir / f"{echo}.avi")
             patient = re.split(r"[_\s]", echo)[0]
-            refs += [SampleRef(source=f"{video}#{start - 1 + k}", patient=patient,
-                               files={"masks": (f"{mask}#{k}",), "value": 1})
-                     for k in range(0, end - start + 1, self.stride)]
+            refs += [
+                SampleRef(
+                    source=f"{video}#{start - 1 + k}", patient=patient, files={"masks": (f"{mask}#{k}",), "value": 1}
+                )
+                for k in range(0, end - start + 1, self.stride)
+            ]
         return refs

@@ -37,8 +37,14 @@ class POCUS(FrameLayout):
     task = "classification"
     class_names = ("covid", "pneumonia", "regular")
 
-    def __init__(self, root: str | Path, probes: tuple[str, ...] | list[str] = ("convex",), stride: int | None = None,
-                 max_frames: int | None = 30, rate_hz: float = 3.0) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        probes: tuple[str, ...] | list[str] = ("convex",),
+        stride: int | None = None,
+        max_frames: int | None = 30,
+        rate_hz: float = 3.0,
+    ) -> None:
         super().__init__(root)
         unknown = sorted(set(probes) - set(PROBES))
         if unknown or not probes:
@@ -54,8 +60,14 @@ class POCUS(FrameLayout):
             video_dir = resolve(base, f"pocus_videos/{probe}")
             for video in sorted(video_dir.iterdir(), key=lambda path: natural_key(path.name)) if video_dir else ():
                 if suffix_of(video) in VIDEO_SUFFIXES and label_of(video) is not None:
-                    refs += video_frame_refs(video, stride=self.stride, rate_hz=self.rate_hz, max_frames=self.max_frames,
-                                             label=label_of(video), patient=video.name)
+                    refs += video_frame_refs(
+                        video,
+                        stride=self.stride,
+                        rate_hz=self.rate_hz,
+                        max_frames=self.max_frames,
+                        label=label_of(video),
+                        patient=video.name,
+                    )
             image_dir = resolve(base, f"pocus_images/{probe}")
             for image in image_files(image_dir) if image_dir else ():
                 if label_of(image) is not None:

@@ -25,16 +25,22 @@ FOLDS = 5
 class ArrayUnpickler(pickle.Unpickler):
     """Unpickles numpy arrays, numpy scalars and plain containers; refuses every other global."""
 
-    ALLOWED = frozenset({
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-        *((f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")),
-        *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
-    })
+    ALLOWED = frozenset(
+        {
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),
+            *((f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")),
+            *((f"numpy.{core}.numeric", "_frombuffer") for core in ("core", "_core")),
+        }
+    )
 
     def find_class(self, module: str, name: str) -> type:
         if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refused to load {module}.{name}: the file holds more than numpy arrays "
-                                         "(a crafted pickle could run code)")
+            raise pickle.UnpicklingError(
+                f"refused to load {module}.{name}: the file holds more than numpy arrays "
+                "(a crafted pickle could run code)"
+            )
         return super().find_class(module, name)
 
 
@@ -46,11 +52,15 @@ def read_fold(path: Path) -> tuple[np.ndarray, np.ndarray]:
         _, _, images, labels = content
         images, labels = np.asarray(images), np.asarray(labels).astype(int).ravel()
     except Exception as error:  # unpickling raises many types for truncated or foreign files
-        raise FrameReadError(path, f"not a USCL fold pickle [X_train, y_train, X_test, y_test] ({error})",
-                             "re-download covid_5_fold") from error
+        raise FrameReadError(
+            path, f"not a USCL fold pickle [X_train, y_train, X_test, y_test] ({error})", "re-download covid_5_fold"
+        ) from error
     if images.ndim != 4 or len(images) != len(labels):
-        raise FrameReadError(path, f"X_test has shape {images.shape} for {len(labels)} labels, expected (N, C, H, W)",
-                             "re-download covid_5_fold")
+        raise FrameReadError(
+            path,
+            f"X_test has shape {images.shape} for {len(labels)} labels, expected (N, C, H, W)",
+            "re-download covid_5_fold",
+        )
     return images, labels
 
 

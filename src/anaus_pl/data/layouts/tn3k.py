@@ -59,7 +59,9 @@ class TN3K(PairedLayout):
                     raise LayoutError(f"{base}: folder {subset}-image not found")
                 continue
             labels = read_label_csv(resolve(base, f"label4{subset}.csv"))
-            refs += pair_refs(image_dir, base / f"{subset}-mask", label_of=lambda path: labels.get(path.name.lower()))
+            refs += pair_refs(
+                image_dir, base / f"{subset}-mask", label_of=lambda path, labels=labels: labels.get(path.name.lower())
+            )
         return refs
 
     def official_folds(self) -> list[list[str]] | None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from anaus_pl.data.layouts._segmentation import PairedLayout, pair_refs
 from anaus_pl.data.layouts._tree import find_dir, resolve
-from anaus_pl.data.layouts.base import LayoutError, SampleRef, register
 from anaus_pl.data.layouts._xlsx import read_table
+from anaus_pl.data.layouts.base import LayoutError, SampleRef, register
 
 
 def read_types(path: Path | None) -> dict[int, int]:
@@ -38,5 +38,8 @@ class UDIAT(PairedLayout):
     def index(self) -> list[SampleRef]:
         base = find_dir(self.root, "original", "GT", layout=self.name)
         types = read_types(resolve(base, "DatasetB.xlsx") or resolve(base.parent, "DatasetB.xlsx"))
-        return pair_refs(resolve(base, "original"), resolve(base, "GT"),
-                         label_of=lambda path: types.get(int(path.stem)) if path.stem.isdigit() else None)
+        return pair_refs(
+            resolve(base, "original"),
+            resolve(base, "GT"),
+            label_of=lambda path: types.get(int(path.stem)) if path.stem.isdigit() else None,
+        )

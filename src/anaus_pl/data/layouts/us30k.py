@@ -54,8 +54,9 @@ class US30K(PairedLayout):
     name = "us30k"
     anatomy = ANATOMY
 
-    def __init__(self, root: str | Path, folders: list[str] | None = None,
-                 split: Literal["all", "train", "val", "test"] = "all") -> None:
+    def __init__(
+        self, root: str | Path, folders: list[str] | None = None, split: Literal["all", "train", "val", "test"] = "all"
+    ) -> None:
         super().__init__(root)
         unknown = sorted(set(folders or ()) - set(FOLDERS))
         if unknown:
@@ -70,7 +71,9 @@ class US30K(PairedLayout):
         if self.split != "all":
             list_file = resolve(base, f"MainPatient/{self.split}.txt")
             if list_file is None:
-                raise LayoutError(f"{base / 'MainPatient'}: {self.split}.txt not found; it is needed for split={self.split!r}")
+                raise LayoutError(
+                    f"{base / 'MainPatient'}: {self.split}.txt not found; it is needed for split={self.split!r}"
+                )
             listed = listed_names(list_file)
         refs = []
         for folder in subdirs(base):
@@ -80,8 +83,12 @@ class US30K(PairedLayout):
                 continue
             values = {raw: ANATOMY.index(name) + 1 for raw, name in enumerate(FOLDERS[folder.name], 1)}
             encoding = {"value": values[1]} if len(values) == 1 else {"values": {0: 0, **values}}
-            for ref in pair_refs(folder / "img", folder / "label", patient_of=lambda path: patient_of(folder.name, path.stem),
-                                 **encoding):
+            for ref in pair_refs(
+                folder / "img",
+                folder / "label",
+                patient_of=lambda path, folder=folder: patient_of(folder.name, path.stem),
+                **encoding,
+            ):
                 if listed is None or (folder.name, Path(ref.source).stem) in listed:
                     refs.append(ref)
         return refs

@@ -43,12 +43,20 @@ class Heart:
     def random(cls, height: int, width: int, view: View, rng: np.random.Generator) -> Heart:
         length = height * rng.uniform(0.42, 0.52)
         half_width = length * rng.uniform(0.2, 0.26)
-        return cls(view=view, apex_y=height * rng.uniform(0.08, 0.14), apex_x=width * rng.uniform(0.5, 0.56),
-                   tilt=float(rng.uniform(0.05, 0.25) if view == "4CH" else rng.uniform(-0.08, 0.12)),
-                   length=length, half_width=half_width, wall=half_width * rng.uniform(0.3, 0.42),
-                   la_length=length * rng.uniform(0.32, 0.42), la_half_width=half_width * rng.uniform(0.85, 1.1),
-                   ejection=float(rng.uniform(0.15, 0.35)), blood_echo=float(rng.uniform(0.03, 0.08)),
-                   muscle_echo=float(rng.uniform(0.7, 1.1)))
+        return cls(
+            view=view,
+            apex_y=height * rng.uniform(0.08, 0.14),
+            apex_x=width * rng.uniform(0.5, 0.56),
+            tilt=float(rng.uniform(0.05, 0.25) if view == "4CH" else rng.uniform(-0.08, 0.12)),
+            length=length,
+            half_width=half_width,
+            wall=half_width * rng.uniform(0.3, 0.42),
+            la_length=length * rng.uniform(0.32, 0.42),
+            la_half_width=half_width * rng.uniform(0.85, 1.1),
+            ejection=float(rng.uniform(0.15, 0.35)),
+            blood_echo=float(rng.uniform(0.03, 0.08)),
+            muscle_echo=float(rng.uniform(0.7, 1.1)),
+        )
 
 
 def systole(phase: float) -> float:
@@ -62,7 +70,9 @@ def systole(phase: float) -> float:
     return float(0.5 + 0.5 * np.cos(np.pi * (phase - 0.4) / 0.6))
 
 
-def half_ellipse(u: np.ndarray, v: np.ndarray, base: float, long_axis: float, half_width: float, v0: float = 0.0) -> np.ndarray:
+def half_ellipse(
+    u: np.ndarray, v: np.ndarray, base: float, long_axis: float, half_width: float, v0: float = 0.0
+) -> np.ndarray:
     """Region ``u <= base`` inside the ellipse centred at ``(base, v0)``."""
     return (u <= base) & (((u - base) / long_axis) ** 2 + ((v - v0) / half_width) ** 2 <= 1.0)
 
@@ -91,8 +101,14 @@ def cardiac_scene(height: int, width: int, heart: Heart, contraction: float, rng
     outer = half_ellipse(u, v, base, long_axis + wall, half_width + wall)
     myocardium = outer & ~cavity
     la_scale = 1.0 + 0.15 * contraction
-    atrium = ellipse(u, v, base + heart.la_length * la_scale + 1.0, 0.1 * half_width,
-                     heart.la_length * la_scale, heart.la_half_width * la_scale)
+    atrium = ellipse(
+        u,
+        v,
+        base + heart.la_length * la_scale + 1.0,
+        0.1 * half_width,
+        heart.la_length * la_scale,
+        heart.la_half_width * la_scale,
+    )
 
     scene = Scene.soft_tissue(height, width, 0.45)
     scene.echogenicity *= texture((height, width), rng, 7.0, 0.5)
@@ -103,8 +119,14 @@ def cardiac_scene(height: int, width: int, heart: Heart, contraction: float, rng
         rv_offset = -(half_width + wall + 0.8 * half_width + 1.0)
         right_wall = half_ellipse(u, v, base, 0.8 * long_axis + wall * 0.6, 0.8 * half_width + wall * 0.5, rv_offset)
         right_ventricle = half_ellipse(u, v, base, 0.8 * long_axis, 0.8 * half_width, rv_offset)
-        right_atrium = ellipse(u, v, base + 0.9 * heart.la_length + 1.0, rv_offset + 0.2 * half_width,
-                               0.9 * heart.la_length, 0.85 * heart.la_half_width)
+        right_atrium = ellipse(
+            u,
+            v,
+            base + 0.9 * heart.la_length + 1.0,
+            rv_offset + 0.2 * half_width,
+            0.9 * heart.la_length,
+            0.85 * heart.la_half_width,
+        )
         scene.paint(soften(right_wall), muscle, density=0.7)
         scene.paint(soften(right_ventricle | right_atrium), heart.blood_echo, density=1.0, attenuation=6.0)
     scene.paint(soften(myocardium), muscle, density=0.7)

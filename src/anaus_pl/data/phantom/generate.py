@@ -14,15 +14,33 @@ from anaus_pl.data.phantom.writers import WRITERS, Counts
 Size = Literal["small", "full"]
 SIZES: dict[str, Counts] = {
     "small": Counts(),
-    "full": replace(Counts(), ddti=800, tg3k=800, camus_patients=120, butterfly_folders=200, butterfly_clips=40,
-                    pocus_videos=200, pocus_images=100, busi=400, udiat=600, tn3k_trainval=640, tn3k_test=160,
-                    hmcqu_a4c=150, hmcqu_a2c=50),
+    "full": replace(
+        Counts(),
+        ddti=800,
+        tg3k=800,
+        camus_patients=120,
+        butterfly_folders=200,
+        butterfly_clips=40,
+        pocus_videos=200,
+        pocus_images=100,
+        busi=400,
+        udiat=600,
+        tn3k_trainval=640,
+        tn3k_test=160,
+        hmcqu_a4c=150,
+        hmcqu_a2c=50,
+    ),
 }
 COMPLETE = ".complete"
 
 
-def write_phantom(out: str | Path, seed: int = 0, size: Size = "small", layouts: tuple[str, ...] | None = None,
-                  counts: Counts | None = None) -> Path:
+def write_phantom(
+    out: str | Path,
+    seed: int = 0,
+    size: Size = "small",
+    layouts: tuple[str, ...] | None = None,
+    counts: Counts | None = None,
+) -> Path:
     """Write the phantom data sets under ``out/<layout>/`` and ``out/.complete`` last.
 
     Existing layout folders are replaced, so a rerun after an interruption

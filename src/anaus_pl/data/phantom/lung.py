@@ -45,29 +45,73 @@ class Lung:
     @classmethod
     def random(cls, kind: LungClass, rng: np.random.Generator) -> Lung:
         def lines(count: int, width: tuple[float, float], strength: tuple[float, float]):
-            return tuple((float(rng.uniform(0.1, 0.9)), float(rng.uniform(*width)), float(rng.uniform(*strength))) for _ in range(count))
+            return tuple(
+                (float(rng.uniform(0.1, 0.9)), float(rng.uniform(*width)), float(rng.uniform(*strength)))
+                for _ in range(count)
+            )
 
         n_ribs = int(rng.integers(0, 3))
         ribs = tuple(float(x) for x in (rng.uniform(0.0, 0.2), rng.uniform(0.8, 1.0))[:n_ribs])
         if kind == "regular":
             b_lines = lines(int(rng.choice([0, 0, 0, 1, 2])), (0.008, 0.02), (0.8, 2.0))
-            return cls(kind, float(rng.uniform(0.2, 0.32)), 0.012, 0.0, (), ribs, float(rng.uniform(0.06, 0.1)),
-                       float(rng.uniform(1.5, 3.5)), b_lines, (), False, float(rng.uniform(0.01, 0.03)))
+            return cls(
+                kind,
+                float(rng.uniform(0.2, 0.32)),
+                0.012,
+                0.0,
+                (),
+                ribs,
+                float(rng.uniform(0.06, 0.1)),
+                float(rng.uniform(1.5, 3.5)),
+                b_lines,
+                (),
+                False,
+                float(rng.uniform(0.01, 0.03)),
+            )
         if kind == "pneumonia":
             b_lines = lines(int(rng.integers(0, 4)), (0.01, 0.025), (1.0, 2.5))
-            consolidation = () if rng.random() < 0.15 else (
-                (float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.12, 0.3)), float(rng.uniform(0.2, 0.5))),)
-            return cls(kind, float(rng.uniform(0.18, 0.3)), 0.015, float(rng.uniform(0.0, 0.004)), (), ribs,
-                       float(rng.uniform(0.06, 0.1)), float(rng.uniform(0.3, 1.5)), b_lines, consolidation,
-                       rng.random() < 0.8, float(rng.uniform(0.0, 0.015)))
+            consolidation = (
+                ()
+                if rng.random() < 0.15
+                else ((float(rng.uniform(0.3, 0.7)), float(rng.uniform(0.12, 0.3)), float(rng.uniform(0.2, 0.5))),)
+            )
+            return cls(
+                kind,
+                float(rng.uniform(0.18, 0.3)),
+                0.015,
+                float(rng.uniform(0.0, 0.004)),
+                (),
+                ribs,
+                float(rng.uniform(0.06, 0.1)),
+                float(rng.uniform(0.3, 1.5)),
+                b_lines,
+                consolidation,
+                rng.random() < 0.8,
+                float(rng.uniform(0.0, 0.015)),
+            )
         n_b = int(rng.integers(2, 9))
         confluent = lines(int(rng.integers(0, 3)), (0.04, 0.1), (1.5, 3.0))
-        gaps = tuple((float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.02, 0.06))) for _ in range(int(rng.integers(0, 4))))
-        small = tuple((float(rng.uniform(0.15, 0.85)), float(rng.uniform(0.03, 0.07)), float(rng.uniform(0.03, 0.1)))
-                      for _ in range(int(rng.integers(0, 3))))
-        return cls(kind, float(rng.uniform(0.18, 0.3)), float(rng.uniform(0.018, 0.035)), float(rng.uniform(0.004, 0.012)),
-                   gaps, ribs, float(rng.uniform(0.06, 0.1)), float(rng.uniform(0.0, 1.0)),
-                   lines(n_b, (0.01, 0.03), (1.5, 3.5)) + confluent, small, False, float(rng.uniform(0.0, 0.01)))
+        gaps = tuple(
+            (float(rng.uniform(0.1, 0.9)), float(rng.uniform(0.02, 0.06))) for _ in range(int(rng.integers(0, 4)))
+        )
+        small = tuple(
+            (float(rng.uniform(0.15, 0.85)), float(rng.uniform(0.03, 0.07)), float(rng.uniform(0.03, 0.1)))
+            for _ in range(int(rng.integers(0, 3)))
+        )
+        return cls(
+            kind,
+            float(rng.uniform(0.18, 0.3)),
+            float(rng.uniform(0.018, 0.035)),
+            float(rng.uniform(0.004, 0.012)),
+            gaps,
+            ribs,
+            float(rng.uniform(0.06, 0.1)),
+            float(rng.uniform(0.0, 1.0)),
+            lines(n_b, (0.01, 0.03), (1.5, 3.5)) + confluent,
+            small,
+            False,
+            float(rng.uniform(0.0, 0.01)),
+        )
 
 
 def lateral_profile(columns: np.ndarray, centre: float, half_width: float) -> np.ndarray:

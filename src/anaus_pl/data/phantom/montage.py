@@ -30,14 +30,21 @@ def outlined(image: np.ndarray, labels: np.ndarray | None, title: str) -> np.nda
 def montage(seed: int = 0) -> np.ndarray:
     """Thyroid and breast classes, the heart at ED/ES in both views, the lung classes; four tiles a row."""
     rng = np.random.default_rng(seed)
-    tiles = [outlined(*thyroid_frame(rng, (190, 250), kind), f"thyroid {kind}") for kind in ("cystic", "benign", "malignant")]
-    tiles += [outlined(*breast_frame(rng, (190, 250), kind), f"breast {kind}") for kind in ("benign", "malignant", "normal")]
+    tiles = [
+        outlined(*thyroid_frame(rng, (190, 250), kind), f"thyroid {kind}") for kind in ("cystic", "benign", "malignant")
+    ]
+    tiles += [
+        outlined(*breast_frame(rng, (190, 250), kind), f"breast {kind}") for kind in ("benign", "malignant", "normal")
+    ]
     for view in ("4CH", "2CH"):
         frames, labels = cardiac_clip(rng, (200, 230), view, [0.0, 1.0])
         tiles += [outlined(frames[i], labels[i], f"{view} {phase}") for i, phase in enumerate(("ED", "ES"))]
-    tiles += [outlined(lung_clip(rng, (200, 230), kind, 1)[0], None, f"lung {kind}") for kind in ("regular", "pneumonia", "covid")]
+    tiles += [
+        outlined(lung_clip(rng, (200, 230), kind, 1)[0], None, f"lung {kind}")
+        for kind in ("regular", "pneumonia", "covid")
+    ]
     tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 4)
-    rows = [np.hstack(tiles[i:i + 4]) for i in range(0, len(tiles), 4)]
+    rows = [np.hstack(tiles[i : i + 4]) for i in range(0, len(tiles), 4)]
     return np.vstack(rows)
 
 

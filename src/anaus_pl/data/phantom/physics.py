@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import convolve1d
 from scipy.fft import next_fast_len
+from scipy.ndimage import convolve1d
 from scipy.signal import hilbert
 
 from anaus_pl.data.phantom.probes import Probe
@@ -117,16 +117,26 @@ def tgc_gain(n_rows: int, match: float) -> np.ndarray:
     return np.power(np.float32(10.0), np.float32(match * TISSUE_ATTENUATION_DB / 20.0) * depth)[:, None]
 
 
-def envelope(tissue: Tissue, scatterers: Scatterers, acquisition: Acquisition,
-             rng: np.random.Generator, *, attenuate: bool = True) -> np.ndarray:
+def envelope(
+    tissue: Tissue,
+    scatterers: Scatterers,
+    acquisition: Acquisition,
+    rng: np.random.Generator,
+    *,
+    attenuate: bool = True,
+) -> np.ndarray:
     """Detected echo amplitude on the beam grid (linear scale, before log compression)."""
     density = np.clip(tissue.density, 1e-3, 1.0).astype(np.float32)
     occupied = scatterers.occupancy < density
     reflectivity = np.where(occupied, scatterers.amplitude * (tissue.echogenicity / np.sqrt(density)), np.float32(0.0))
     if attenuate:
         reflectivity = reflectivity * transmitted_fraction(tissue.attenuation)
-    rf = convolve1d(reflectivity.astype(np.float32), axial_pulse(acquisition.pulse_cycles_per_sample, acquisition.pulse_sigma),
-                    axis=0, mode="constant")
+    rf = convolve1d(
+        reflectivity.astype(np.float32),
+        axial_pulse(acquisition.pulse_cycles_per_sample, acquisition.pulse_sigma),
+        axis=0,
+        mode="constant",
+    )
     rf = convolve1d(rf, lateral_beam(acquisition.beam_sigma), axis=1, mode="nearest")
     rf += np.float32(acquisition.noise_level) * rng.standard_normal(rf.shape, dtype=np.float32)
     rows = rf.shape[0]
@@ -140,8 +150,9 @@ def log_compress(amplitude: np.ndarray, acquisition: Acquisition) -> np.ndarray:
     return np.clip((level_db - np.float32(low)) / np.float32(acquisition.dynamic_range_db), 0.0, 1.0)
 
 
-def render(tissue: Tissue, probe: Probe, acquisition: Acquisition, scatterers: Scatterers,
-           rng: np.random.Generator) -> np.ndarray:
+def render(
+    tissue: Tissue, probe: Probe, acquisition: Acquisition, scatterers: Scatterers, rng: np.random.Generator
+) -> np.ndarray:
     """The full chain for one frame: ``uint8 (H, W)`` B-mode image, black outside the field of view."""
     amplitude = envelope(tissue, scatterers, acquisition, rng)
     amplitude *= tgc_gain(amplitude.shape[0], acquisition.tgc_match)

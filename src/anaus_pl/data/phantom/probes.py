@@ -31,13 +31,20 @@ class Probe:
     def to_beam(self, cartesian: np.ndarray, order: int = 1) -> np.ndarray:
         """Sample a pixel-grid map at every beam sample."""
         interpolation = cv2.INTER_NEAREST if order == 0 else cv2.INTER_LINEAR
-        return cv2.remap(cartesian.astype(np.float32), self.beam_yx[1], self.beam_yx[0], interpolation,
-                         borderMode=cv2.BORDER_REPLICATE)
+        return cv2.remap(
+            cartesian.astype(np.float32),
+            self.beam_yx[1],
+            self.beam_yx[0],
+            interpolation,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
 
     def scan_convert(self, beam_image: np.ndarray) -> np.ndarray:
         """Resample a beam-grid image to pixels; zero outside the field of view."""
         smoothed = uniform_filter1d(beam_image.astype(np.float32), AXIAL_OVERSAMPLING, axis=0)
-        image = cv2.remap(smoothed, self.pixel_rc[1], self.pixel_rc[0], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        image = cv2.remap(
+            smoothed, self.pixel_rc[1], self.pixel_rc[0], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         return np.where(self.field_of_view, image, np.float32(0.0)).astype(np.float32)
 
     def depth_rows(self) -> np.ndarray:
@@ -56,7 +63,9 @@ class LinearProbe(Probe):
         y = (np.arange(rows, dtype=np.float32) + 0.5) / AXIAL_OVERSAMPLING - 0.5
         x = np.arange(cols, dtype=np.float32)
         self.beam_yx = np.stack(np.meshgrid(y, x, indexing="ij"))
-        py, px = np.meshgrid(np.arange(self.height, dtype=np.float32), np.arange(self.width, dtype=np.float32), indexing="ij")
+        py, px = np.meshgrid(
+            np.arange(self.height, dtype=np.float32), np.arange(self.width, dtype=np.float32), indexing="ij"
+        )
         self.pixel_rc = np.stack([(py + 0.5) * AXIAL_OVERSAMPLING - 0.5, px])
         self.field_of_view = np.ones((self.height, self.width), dtype=bool)
 
@@ -81,10 +90,14 @@ class SectorProbe(Probe):
         rows = int(np.ceil((self.r_far - self.r_near) * AXIAL_OVERSAMPLING))
         self.beam_shape = (rows, self.n_beams)
         radius = self.r_near + (np.arange(rows, dtype=np.float32) + 0.5) / rows * (self.r_far - self.r_near)
-        angle = -self.half_angle + (np.arange(self.n_beams, dtype=np.float32) + 0.5) / self.n_beams * 2 * self.half_angle
+        angle = (
+            -self.half_angle + (np.arange(self.n_beams, dtype=np.float32) + 0.5) / self.n_beams * 2 * self.half_angle
+        )
         rr, aa = np.meshgrid(radius, angle, indexing="ij")
         self.beam_yx = np.stack([self.apex_y + rr * np.cos(aa), self.apex_x + rr * np.sin(aa)]).astype(np.float32)
-        py, px = np.meshgrid(np.arange(self.height, dtype=np.float32), np.arange(self.width, dtype=np.float32), indexing="ij")
+        py, px = np.meshgrid(
+            np.arange(self.height, dtype=np.float32), np.arange(self.width, dtype=np.float32), indexing="ij"
+        )
         dy, dx = py - self.apex_y, px - self.apex_x
         pr, pa = np.hypot(dy, dx), np.arctan2(dx, dy)
         row = (pr - self.r_near) / (self.r_far - self.r_near) * rows - 0.5
@@ -97,8 +110,16 @@ def phased_probe(height: int, width: int, rng: np.random.Generator) -> SectorPro
     """Cardiac phased array: apex at the top centre, 70-90 degree sector filling the image."""
     r_far = height - 1.0
     half = min(np.deg2rad(rng.uniform(35.0, 45.0)), float(np.arcsin(min(1.0, (width / 2 - 1) / r_far))))
-    return SectorProbe(height, width, apex_y=0.0, apex_x=(width - 1) / 2, r_near=2.0, r_far=r_far,
-                       half_angle=half, n_beams=int(width * 0.8))
+    return SectorProbe(
+        height,
+        width,
+        apex_y=0.0,
+        apex_x=(width - 1) / 2,
+        r_near=2.0,
+        r_far=r_far,
+        half_angle=half,
+        n_beams=int(width * 0.8),
+    )
 
 
 def convex_probe(height: int, width: int, rng: np.random.Generator) -> SectorProbe:
@@ -106,8 +127,16 @@ def convex_probe(height: int, width: int, rng: np.random.Generator) -> SectorPro
     curvature = height * rng.uniform(0.35, 0.7)
     half = min(np.deg2rad(rng.uniform(25.0, 35.0)), float(np.arcsin(min(1.0, (width / 2 - 1) / (curvature + height)))))
     apex_y = -curvature * np.cos(half)  # the face's edges touch the top row
-    return SectorProbe(height, width, apex_y=float(apex_y), apex_x=(width - 1) / 2, r_near=float(curvature),
-                       r_far=float(height - 1.0 - apex_y), half_angle=half, n_beams=int(width * 0.8))
+    return SectorProbe(
+        height,
+        width,
+        apex_y=float(apex_y),
+        apex_x=(width - 1) / 2,
+        r_near=float(curvature),
+        r_far=float(height - 1.0 - apex_y),
+        half_angle=half,
+        n_beams=int(width * 0.8),
+    )
 
 
 def linear_probe(height: int, width: int) -> LinearProbe:

@@ -23,7 +23,9 @@ from anaus_pl.data.phantom.thyroid import NoduleKind, thyroid_scene
 Clip = tuple[list[np.ndarray], list[np.ndarray]]  # frames, label maps
 
 
-def frame_size(rng: np.random.Generator, aspect: float, even: bool = False, low: int = 160, high: int = 256) -> tuple[int, int]:
+def frame_size(
+    rng: np.random.Generator, aspect: float, even: bool = False, low: int = 160, high: int = 256
+) -> tuple[int, int]:
     """A random ``(height, width)`` with ``width / height`` near ``aspect``, both within [low, high]."""
     height = int(rng.integers(low, high + 1))
     width = int(np.clip(round(height * aspect * rng.uniform(0.92, 1.08)), low, high))
@@ -43,13 +45,20 @@ def thyroid_frame(rng: np.random.Generator, size: tuple[int, int], nodule: Nodul
     return linear_frame(thyroid_scene(*size, rng, nodule), rng)
 
 
-def breast_frame(rng: np.random.Generator, size: tuple[int, int], kind: BreastClass, n_lesions: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def breast_frame(
+    rng: np.random.Generator, size: tuple[int, int], kind: BreastClass, n_lesions: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Breast image and lesion instance map."""
     return linear_frame(breast_scene(*size, rng, kind, n_lesions), rng)
 
 
-def linear_sweep(make_scene: Callable[[int, int, np.random.Generator], Scene], rng: np.random.Generator,
-                 size: tuple[int, int], n_frames: int, step: int = 2) -> Clip:
+def linear_sweep(
+    make_scene: Callable[[int, int, np.random.Generator], Scene],
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    n_frames: int,
+    step: int = 2,
+) -> Clip:
     """A clip of a probe sliding sideways over one scene: tissue and its speckle move together."""
     height, width = size
     wide = make_scene(height, width + step * n_frames, rng)
@@ -59,7 +68,9 @@ def linear_sweep(make_scene: Callable[[int, int, np.random.Generator], Scene], r
     frames, labels = [], []
     for t in range(n_frames):
         window = slice(t * step, t * step + width)
-        view = Scene(wide.echogenicity[:, window], wide.density[:, window], wide.attenuation[:, window], wide.labels[:, window])
+        view = Scene(
+            wide.echogenicity[:, window], wide.density[:, window], wide.attenuation[:, window], wide.labels[:, window]
+        )
         moved = Scatterers(scatterers.amplitude[:, window], scatterers.occupancy[:, window]).decorrelate(0.05, rng)
         frame, label = view.image(probe, acquisition, moved, rng)
         frames.append(frame)
@@ -95,7 +106,9 @@ def lung_clip(rng: np.random.Generator, size: tuple[int, int], kind: LungClass, 
     breath_start = float(rng.uniform())
     frames = []
     for t in range(n_frames):
-        tissue = lung_tissue(probe.beam_shape, lung, breath_start + t / max(n_frames, 8), np.random.default_rng(texture_seed))
+        tissue = lung_tissue(
+            probe.beam_shape, lung, breath_start + t / max(n_frames, 8), np.random.default_rng(texture_seed)
+        )
         scatterers = scatterers.decorrelate(0.1, rng)
         frames.append(render(tissue, probe, acquisition, scatterers, rng))
     return frames

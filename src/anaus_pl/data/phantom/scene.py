@@ -22,11 +22,20 @@ class Scene:
     @classmethod
     def soft_tissue(cls, height: int, width: int, echogenicity: float = 1.0) -> Scene:
         shape = (height, width)
-        return cls(np.full(shape, echogenicity, np.float32), np.ones(shape, np.float32),
-                   np.full(shape, TISSUE_ATTENUATION_DB, np.float32), np.zeros(shape, np.uint8))
+        return cls(
+            np.full(shape, echogenicity, np.float32),
+            np.ones(shape, np.float32),
+            np.full(shape, TISSUE_ATTENUATION_DB, np.float32),
+            np.zeros(shape, np.uint8),
+        )
 
-    def paint(self, region: np.ndarray, echogenicity: np.ndarray | float, density: float | None = None,
-              attenuation: float | None = None) -> None:
+    def paint(
+        self,
+        region: np.ndarray,
+        echogenicity: np.ndarray | float,
+        density: float | None = None,
+        attenuation: float | None = None,
+    ) -> None:
         """Give a soft region (weights 0..1) new properties; ``None`` keeps the old one."""
         self.echogenicity = self.echogenicity * (1 - region) + echogenicity * region
         if density is not None:
@@ -38,8 +47,9 @@ class Scene:
         """The maps resampled onto the probe's beam grid."""
         return Tissue(probe.to_beam(self.echogenicity), probe.to_beam(self.density), probe.to_beam(self.attenuation))
 
-    def image(self, probe: Probe, acquisition: Acquisition, scatterers: Scatterers,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def image(
+        self, probe: Probe, acquisition: Acquisition, scatterers: Scatterers, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The B-mode frame and the label map cut to the probe's field of view."""
         frame = render(self.tissue(probe), probe, acquisition, scatterers, rng)
         return frame, np.where(probe.field_of_view, self.labels, 0).astype(np.uint8)

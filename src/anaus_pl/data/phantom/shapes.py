@@ -68,8 +68,17 @@ class Blob:
         return self.radius_ratio(yy, xx) <= 1.0
 
 
-def lobulated(rng: np.random.Generator, cy: float, cx: float, ry: float, rx: float, *, roughness: float,
-              angle: float = 0.0, orders: int = 5) -> Blob:
+def lobulated(
+    rng: np.random.Generator,
+    cy: float,
+    cx: float,
+    ry: float,
+    rx: float,
+    *,
+    roughness: float,
+    angle: float = 0.0,
+    orders: int = 5,
+) -> Blob:
     """A blob with random lobulation of relative size ``roughness``."""
     amplitudes = tuple(float(a) for a in rng.uniform(0, roughness, orders) / np.arange(1, orders + 1))
     phases = tuple(float(p) for p in rng.uniform(0, 2 * np.pi, orders))
@@ -78,8 +87,10 @@ def lobulated(rng: np.random.Generator, cy: float, cx: float, ry: float, rx: flo
 
 def spiculated(blob: Blob, rng: np.random.Generator, count: int, length: float) -> Blob:
     """The same blob with ``count`` spicules of relative length about ``length``."""
-    spikes = tuple((float(rng.uniform(-np.pi, np.pi)), float(rng.uniform(0.5, 1.0) * length), float(rng.uniform(0.04, 0.1)))
-                   for _ in range(count))
+    spikes = tuple(
+        (float(rng.uniform(-np.pi, np.pi)), float(rng.uniform(0.5, 1.0) * length), float(rng.uniform(0.04, 0.1)))
+        for _ in range(count)
+    )
     return Blob(blob.cy, blob.cx, blob.ry, blob.rx, blob.angle, blob.harmonics, blob.phases, spikes)
 
 
@@ -90,7 +101,9 @@ def texture(shape: tuple[int, int], rng: np.random.Generator, scale: float, stre
     """
     coarse = (int(np.ceil(shape[0] / scale)) + 3, int(np.ceil(shape[1] / scale)) + 3)
     field = cv2.GaussianBlur(rng.standard_normal(coarse, dtype=np.float32), (0, 0), 0.8, borderType=cv2.BORDER_REFLECT)
-    field = cv2.resize(field, (int(coarse[1] * scale), int(coarse[0] * scale)), interpolation=cv2.INTER_CUBIC)[: shape[0], : shape[1]]
+    field = cv2.resize(field, (int(coarse[1] * scale), int(coarse[0] * scale)), interpolation=cv2.INTER_CUBIC)[
+        : shape[0], : shape[1]
+    ]
     field /= max(float(field.std()), 1e-6)
     return np.exp(np.float32(strength) * field).astype(np.float32)
 

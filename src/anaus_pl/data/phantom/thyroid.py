@@ -29,8 +29,15 @@ def thyroid_scene(height: int, width: int, rng: np.random.Generator, nodule: Nod
 
     medial_left = rng.random() < 0.5  # which image side the trachea (midline) is on
     side = -1.0 if medial_left else 1.0
-    gland = lobulated(rng, cy=height * rng.uniform(0.42, 0.5), cx=width * (0.5 - 0.06 * side), ry=height * rng.uniform(0.15, 0.21),
-                      rx=width * rng.uniform(0.28, 0.36), roughness=0.12, angle=float(rng.uniform(-0.15, 0.15)))
+    gland = lobulated(
+        rng,
+        cy=height * rng.uniform(0.42, 0.5),
+        cx=width * (0.5 - 0.06 * side),
+        ry=height * rng.uniform(0.15, 0.21),
+        rx=width * rng.uniform(0.28, 0.36),
+        roughness=0.12,
+        angle=float(rng.uniform(-0.15, 0.15)),
+    )
     in_gland = gland.inside(yy, xx)
     scene.paint(soften(in_gland), float(rng.uniform(1.2, 1.6)) * texture((height, width), rng, 2.0, 0.15), density=1.0)
 
@@ -55,7 +62,9 @@ def thyroid_scene(height: int, width: int, rng: np.random.Generator, nodule: Nod
     return scene
 
 
-def add_nodule(scene: Scene, gland: Blob, rng: np.random.Generator, kind: NoduleKind, yy: np.ndarray, xx: np.ndarray) -> None:
+def add_nodule(
+    scene: Scene, gland: Blob, rng: np.random.Generator, kind: NoduleKind, yy: np.ndarray, xx: np.ndarray
+) -> None:
     """Draw a nodule inside the gland and label it; kinds differ in echo, margin, shape and calcification."""
     size = float(rng.uniform(0.3, 0.8)) * gland.ry
     cy = gland.cy + float(rng.uniform(-0.3, 0.3)) * gland.ry
@@ -74,8 +83,12 @@ def add_nodule(scene: Scene, gland: Blob, rng: np.random.Generator, kind: Nodule
     inside = rho <= 1.0
     if kind == "benign" and rng.random() < 0.6:
         scene.paint(soften((rho > 1.0) & (rho < 1.15)), 0.25)
-    scene.paint(soften(inside), echo * texture(yy.shape, rng, 2.5, 0.25), density=1.0 if kind == "cystic" else 0.8,
-                attenuation=attenuation)
+    scene.paint(
+        soften(inside),
+        echo * texture(yy.shape, rng, 2.5, 0.25),
+        density=1.0 if kind == "cystic" else 0.8,
+        attenuation=attenuation,
+    )
     if kind == "malignant" and rng.random() < 0.7:
         spots = inside & (rng.random(yy.shape) < 0.012)
         scene.paint(np.minimum(soften(spots, 0.6) * 3.0, 1.0), 4.0, attenuation=250.0)

@@ -16,15 +16,38 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from anaus_pl.data.phantom.cardiac import MYOCARDIUM, systole
-from anaus_pl.data.phantom.media import (write_jpeg, write_mat, write_nifti_gz, write_png, write_text, write_video,
-                                         write_xlsx)
-from anaus_pl.data.phantom.recordings import (breast_frame, cardiac_clip, frame_size, linear_sweep, lung_clip,
-                                              thyroid_frame)
 from anaus_pl.data.phantom.breast import breast_scene
+from anaus_pl.data.phantom.cardiac import MYOCARDIUM, systole
+from anaus_pl.data.phantom.media import (
+    write_jpeg,
+    write_mat,
+    write_nifti_gz,
+    write_png,
+    write_text,
+    write_video,
+    write_xlsx,
+)
+from anaus_pl.data.phantom.recordings import (
+    breast_frame,
+    cardiac_clip,
+    frame_size,
+    linear_sweep,
+    lung_clip,
+    thyroid_frame,
+)
 from anaus_pl.data.phantom.thyroid import GLAND, NODULE, thyroid_scene
 
-LAYOUT_KEYS = {"ddti": 1, "tg3k": 2, "camus": 3, "butterfly": 4, "pocus": 5, "busi": 6, "udiat": 7, "tn3k": 8, "hmcqu": 9}
+LAYOUT_KEYS = {
+    "ddti": 1,
+    "tg3k": 2,
+    "camus": 3,
+    "butterfly": 4,
+    "pocus": 5,
+    "busi": 6,
+    "udiat": 7,
+    "tn3k": 8,
+    "hmcqu": 9,
+}
 THYROID_ASPECT, BREAST_ASPECT, LUNG_ASPECT = 1.3, 1.3, 1.15
 
 
@@ -73,6 +96,7 @@ def thyroid_kind(rng: np.random.Generator) -> tuple[str, int]:
 
 # --------------------------------------------------------------------------- thyroid nodules / gland
 
+
 def write_ddti(root: Path, seed: int, counts: Counts) -> None:
     """``Thyroid Dataset/DDTI dataset/DDTI/{1_or_data,2_preprocessed_data}``; masks 0/1 (raw) and 0/255 (preprocessed)."""
     base = root / "Thyroid Dataset" / "DDTI dataset" / "DDTI"
@@ -86,19 +110,35 @@ def write_ddti(root: Path, seed: int, counts: Counts) -> None:
         top, bottom, left, right = (int(v) for v in rng.integers(4, 24, 4))  # the black frame around the scan
         canvas = cv2.copyMakeBorder(image, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0)
         write_png(raw / "image" / f"{n}.PNG", canvas)
-        write_png(raw / "mask" / f"{n}.PNG", cv2.copyMakeBorder(nodule, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0))
-        write_png(pre / "stage1" / "p_image" / f"{n}.PNG", cv2.resize(image, (256, 256), interpolation=cv2.INTER_LINEAR))
-        write_png(pre / "stage1" / "p_mask" / f"{n}.PNG", cv2.resize(nodule * 255, (256, 256), interpolation=cv2.INTER_NEAREST))
+        write_png(
+            raw / "mask" / f"{n}.PNG",
+            cv2.copyMakeBorder(nodule, top, bottom, left, right, cv2.BORDER_CONSTANT, value=0),
+        )
+        write_png(
+            pre / "stage1" / "p_image" / f"{n}.PNG", cv2.resize(image, (256, 256), interpolation=cv2.INTER_LINEAR)
+        )
+        write_png(
+            pre / "stage1" / "p_mask" / f"{n}.PNG",
+            cv2.resize(nodule * 255, (256, 256), interpolation=cv2.INTER_NEAREST),
+        )
         y0, y1, x0, x1 = expanded_box(nodule, 0.5)
-        write_png(pre / "stage2" / "p_image" / f"{n}.PNG", cv2.resize(image[y0:y1, x0:x1], (512, 512), interpolation=cv2.INTER_LINEAR))
-        write_png(pre / "stage2" / "p_mask" / f"{n}.PNG",
-                  cv2.resize(nodule[y0:y1, x0:x1] * 255, (512, 512), interpolation=cv2.INTER_NEAREST))
+        write_png(
+            pre / "stage2" / "p_image" / f"{n}.PNG",
+            cv2.resize(image[y0:y1, x0:x1], (512, 512), interpolation=cv2.INTER_LINEAR),
+        )
+        write_png(
+            pre / "stage2" / "p_mask" / f"{n}.PNG",
+            cv2.resize(nodule[y0:y1, x0:x1] * 255, (512, 512), interpolation=cv2.INTER_NEAREST),
+        )
         categories.append(f"{n}.PNG,{malignant}")
         sizes.append(f"{n}.PNG,{malignant},{int(nodule.sum())}")
     write_text(raw / "category.csv", "ID,CATE\n" + "\n".join(categories) + "\n")
     write_text(pre / "train.csv", "ID,CATE,size\n" + "\n".join(sizes) + "\n")
-    write_text(pre / "readme.txt", "stage1: black borders removed, 256x256. stage2: nodule ROI expanded by 50%, 512x512.\n"
-                                   "Masks 0/255 here, 0/1 in 1_or_data. Phantom data written by anaus-pl.\n")
+    write_text(
+        pre / "readme.txt",
+        "stage1: black borders removed, 256x256. stage2: nodule ROI expanded by 50%, 512x512.\n"
+        "Masks 0/255 here, 0/1 in 1_or_data. Phantom data written by anaus-pl.\n",
+    )
 
 
 def expanded_box(mask: np.ndarray, margin: float) -> tuple[int, int, int, int]:
@@ -108,7 +148,12 @@ def expanded_box(mask: np.ndarray, margin: float) -> tuple[int, int, int, int]:
     if rows.size == 0:
         return 0, height, 0, width
     dy, dx = int((np.ptp(rows) + 1) * margin) + 1, int((np.ptp(cols) + 1) * margin) + 1
-    return max(rows.min() - dy, 0), min(rows.max() + dy + 1, height), max(cols.min() - dx, 0), min(cols.max() + dx + 1, width)
+    return (
+        max(rows.min() - dy, 0),
+        min(rows.max() + dy + 1, height),
+        max(cols.min() - dx, 0),
+        min(cols.max() + dx + 1, width),
+    )
 
 
 def write_tg3k(root: Path, seed: int, counts: Counts) -> None:
@@ -127,7 +172,9 @@ def write_tg3k(root: Path, seed: int, counts: Counts) -> None:
         write_jpeg(base / "thyroid-image" / f"{n:04d}.jpg", image)
         write_jpeg(base / "thyroid-mask" / f"{n:04d}.jpg", ((labels >= GLAND) * 255).astype(np.uint8), quality=75)
     cut = int(round(counts.tg3k * 0.9))
-    write_text(base / "tg3k-trainval.json", json.dumps({"train": list(range(cut)), "val": list(range(cut, counts.tg3k))}))
+    write_text(
+        base / "tg3k-trainval.json", json.dumps({"train": list(range(cut)), "val": list(range(cut, counts.tg3k))})
+    )
 
 
 def write_tn3k(root: Path, seed: int, counts: Counts) -> None:
@@ -135,7 +182,10 @@ def write_tn3k(root: Path, seed: int, counts: Counts) -> None:
     base = root / "Thyroid Dataset" / "tn3k"
     total = counts.tn3k_trainval + counts.tn3k_test
     bar = iter(progress(range(total), "tn3k", total))
-    for split, count, offset in (("trainval", counts.tn3k_trainval, 0), ("test", counts.tn3k_test, counts.tn3k_trainval)):
+    for split, count, offset in (
+        ("trainval", counts.tn3k_trainval, 0),
+        ("test", counts.tn3k_test, counts.tn3k_trainval),
+    ):
         lines = []
         for n in range(count):
             next(bar)
@@ -147,8 +197,10 @@ def write_tn3k(root: Path, seed: int, counts: Counts) -> None:
             lines.append(f"{n:04d}.jpg,{malignant}")
         write_text(base / f"label4{split}.csv", "\n".join(lines) + "\n")
     for k in range(5):
-        folds = {"val": [i for i in range(counts.tn3k_trainval) if i % 5 == k],
-                 "train": [i for i in range(counts.tn3k_trainval) if i % 5 != k]}
+        folds = {
+            "val": [i for i in range(counts.tn3k_trainval) if i % 5 == k],
+            "train": [i for i in range(counts.tn3k_trainval) if i % 5 != k],
+        }
         write_text(base / f"tn3k-trainval-fold{k}.json", json.dumps(folds))
     for _ in bar:
         pass
@@ -156,7 +208,10 @@ def write_tn3k(root: Path, seed: int, counts: Counts) -> None:
 
 # --------------------------------------------------------------------------- breast
 
-BUSI_EXTRA_MASKS = {"benign": (4, 25, 54, 58, 83, 92, 93, 98, 100, 163, 173, 181, 195, 315, 346, 424), "malignant": (53,)}
+BUSI_EXTRA_MASKS = {
+    "benign": (4, 25, 54, 58, 83, 92, 93, 98, 100, 163, 173, 181, 195, 315, 346, 424),
+    "malignant": (53,),
+}
 
 
 def write_busi(root: Path, seed: int, counts: Counts) -> None:
@@ -178,7 +233,9 @@ def write_busi(root: Path, seed: int, counts: Counts) -> None:
             bar.update()
             rng = item_rng(seed, "busi", label * 100000 + n)
             lesions = 0 if cls == "normal" else 1 + (n in extra) + (cls == "benign" and n == 195)
-            image, instances = breast_frame(rng, frame_size(rng, BREAST_ASPECT), cls, max(lesions, 1) if cls != "normal" else 0)
+            image, instances = breast_frame(
+                rng, frame_size(rng, BREAST_ASPECT), cls, max(lesions, 1) if cls != "normal" else 0
+            )
             write_png(base / cls / f"{cls} ({n}).png", grey3(image))
             for instance in range(1, max(lesions, 1) + 1):
                 suffix = "_mask" if instance == 1 else f"_mask_{instance - 1}"
@@ -213,6 +270,7 @@ def write_udiat(root: Path, seed: int, counts: Counts) -> None:
 
 # --------------------------------------------------------------------------- heart
 
+
 def write_camus(root: Path, seed: int, counts: Counts) -> None:
     """``CAMUS_public/database_nifti/patientNNNN/`` (2023 release) + ``database_split/subgroup_*.txt``.
 
@@ -239,11 +297,21 @@ def write_camus(root: Path, seed: int, counts: Counts) -> None:
             ed_area, es_area = (np.count_nonzero(truth[i] == 1) for i in (0, -1))
             ejection = 100.0 * (1.0 - (es_area / max(ed_area, 1)) ** 1.5)
             quality = str(rng.choice(["Good", "Medium", "Poor"], p=[0.5, 0.38, 0.12]))
-            write_text(folder / f"Info_{view}.cfg", f"ED: 1\nES: {n_frames}\nNbFrame: {n_frames}\nSex: {sex}\nAge: {age}\n"
-                                                   f"ImageQuality: {quality}\nEF: {ejection:.1f}\nFrameRate: 50.0\n")
-        write_text(folder / "MANDATORY_CITATION.md", "Simulated by anaus-pl (phantom); cite the CAMUS paper when using the real data.\n")
+            write_text(
+                folder / f"Info_{view}.cfg",
+                f"ED: 1\nES: {n_frames}\nNbFrame: {n_frames}\nSex: {sex}\nAge: {age}\n"
+                f"ImageQuality: {quality}\nEF: {ejection:.1f}\nFrameRate: 50.0\n",
+            )
+        write_text(
+            folder / "MANDATORY_CITATION.md",
+            "Simulated by anaus-pl (phantom); cite the CAMUS paper when using the real data.\n",
+        )
     n_train, n_val = int(len(patients) * 0.8), int(len(patients) * 0.1)
-    splits = {"training": patients[:n_train], "validation": patients[n_train:n_train + n_val], "testing": patients[n_train + n_val:]}
+    splits = {
+        "training": patients[:n_train],
+        "validation": patients[n_train : n_train + n_val],
+        "testing": patients[n_train + n_val :],
+    }
     for name, members in splits.items():
         write_text(base / "database_split" / f"subgroup_{name}.txt", "\n".join(members) + "\n")
 
@@ -267,7 +335,9 @@ def write_hmcqu(root: Path, seed: int, counts: Counts) -> None:
     video, resized from the video frame size; 80 % of A4C recordings have one.
     """
     tables: dict[str, list[tuple]] = {"A4C": [], "A2C": []}
-    jobs = [("A4C", "4CH", p) for p in range(1, counts.hmcqu_a4c + 1)] + [("A2C", "2CH", p) for p in range(1, counts.hmcqu_a2c + 1)]
+    jobs = [("A4C", "4CH", p) for p in range(1, counts.hmcqu_a4c + 1)] + [
+        ("A2C", "2CH", p) for p in range(1, counts.hmcqu_a2c + 1)
+    ]
     with_mask = set(range(1, int(round(counts.hmcqu_a4c * 0.8)) + 1))
     for folder, view, patient in progress(jobs, "hmcqu", len(jobs)):
         rng = item_rng(seed, "hmcqu", patient * 10 + (folder == "A2C"))
@@ -275,7 +345,9 @@ def write_hmcqu(root: Path, seed: int, counts: Counts) -> None:
         reference = int(rng.integers(1, counts.hmcqu_frames - cycle + 2))  # 1-based
         end = reference + cycle - 1
         phases = [(f - (reference - 1)) / cycle for f in range(counts.hmcqu_frames)]
-        frames, labels = cardiac_clip(rng, frame_size(rng, 1.45, even=True, low=150), view, [systole(p) for p in phases])
+        frames, labels = cardiac_clip(
+            rng, frame_size(rng, 1.45, even=True, low=150), view, [systole(p) for p in phases]
+        )
         echo = hmcqu_name(patient, view)
         write_video(root / "HMC-QU" / folder / f"{echo}.avi", frames, fps=25.0)
         segments = [int(v) for v in rng.random(6) < (0.4 if rng.random() < 0.65 else 0.0)]
@@ -284,8 +356,16 @@ def write_hmcqu(root: Path, seed: int, counts: Counts) -> None:
             has_mask = patient in with_mask
             tables["A4C"].append((*row, "ü" if has_mask else None))
             if has_mask:
-                walls = np.stack([cv2.resize((labels[f] == MYOCARDIUM).astype(np.uint8), (HMCQU_MASK_SIZE, HMCQU_MASK_SIZE),
-                                             interpolation=cv2.INTER_NEAREST) for f in range(reference - 1, end)])
+                walls = np.stack(
+                    [
+                        cv2.resize(
+                            (labels[f] == MYOCARDIUM).astype(np.uint8),
+                            (HMCQU_MASK_SIZE, HMCQU_MASK_SIZE),
+                            interpolation=cv2.INTER_NEAREST,
+                        )
+                        for f in range(reference - 1, end)
+                    ]
+                )
                 write_mat(root / "LV Ground-truth Segmentation Masks" / f"Mask_{echo}.mat", {"predicted": walls})
         else:
             tables["A2C"].append(row)
@@ -318,7 +398,9 @@ def write_pocus(root: Path, seed: int, counts: Counts) -> None:
         for n in range(counts.pocus_videos):
             bar.update()
             rng = item_rng(seed, "pocus", label * 100000 + n)
-            name = "pneu-everyday.gif" if (cls, n) == ("pneumonia", 0) else POCUS_VIDEO_NAMES[cls][n % 3].format(n=n + 1)
+            name = (
+                "pneu-everyday.gif" if (cls, n) == ("pneumonia", 0) else POCUS_VIDEO_NAMES[cls][n % 3].format(n=n + 1)
+            )
             frames = lung_clip(rng, frame_size(rng, LUNG_ASPECT, even=True), cls, counts.pocus_frames)
             write_video(data / "pocus_videos" / "convex" / name, frames, fps=float(rng.choice([10.0, 15.0, 20.0])))
         for n in range(counts.pocus_images):
@@ -331,8 +413,12 @@ def write_pocus(root: Path, seed: int, counts: Counts) -> None:
     bar.close()
 
 
-BUTTERFLY_FOLDERS = (("Cov", "covid", "Cov-B lines {n}"), ("Cov", "covid", "Cov-Irregular Pleural Line {n}"),
-                     ("Cov", "covid", "Cov-Subpleural Consolidation {n}"), ("Reg", "regular", "Reg-Normal Lung A lines {n}"))
+BUTTERFLY_FOLDERS = (
+    ("Cov", "covid", "Cov-B lines {n}"),
+    ("Cov", "covid", "Cov-Irregular Pleural Line {n}"),
+    ("Cov", "covid", "Cov-Subpleural Consolidation {n}"),
+    ("Reg", "regular", "Reg-Normal Lung A lines {n}"),
+)
 BUTTERFLY_CLIPS = ("cardiac_a4c_{n}.avi", "thyroid_sweep_{n}.mp4", "breast_sweep_{n}.avi", "lung_{n}.mp4")
 
 
@@ -366,16 +452,33 @@ def write_butterfly(root: Path, seed: int, counts: Counts) -> None:
 def butterfly_clip(rng: np.random.Generator, kind: int, n_frames: int) -> list[np.ndarray]:
     """Clip ``kind``: 0 beating heart, 1 thyroid sweep, 2 breast sweep, 3 lung."""
     if kind == 0:
-        frames, _ = cardiac_clip(rng, frame_size(rng, 1.3, even=True), "4CH", [systole(t / 12) for t in range(n_frames)])
+        frames, _ = cardiac_clip(
+            rng, frame_size(rng, 1.3, even=True), "4CH", [systole(t / 12) for t in range(n_frames)]
+        )
         return frames
     if kind == 1:
         nodule = str(rng.choice(["none", "cystic", "benign", "malignant"]))
-        return linear_sweep(lambda h, w, r: thyroid_scene(h, w, r, nodule), rng, frame_size(rng, THYROID_ASPECT, even=True), n_frames)[0]
+        return linear_sweep(
+            lambda h, w, r: thyroid_scene(h, w, r, nodule), rng, frame_size(rng, THYROID_ASPECT, even=True), n_frames
+        )[0]
     if kind == 2:
         lesion = str(rng.choice(["benign", "malignant", "normal"]))
-        return linear_sweep(lambda h, w, r: breast_scene(h, w, r, lesion), rng, frame_size(rng, BREAST_ASPECT, even=True), n_frames)[0]
-    return lung_clip(rng, frame_size(rng, LUNG_ASPECT, even=True), str(rng.choice(["covid", "pneumonia", "regular"])), n_frames)
+        return linear_sweep(
+            lambda h, w, r: breast_scene(h, w, r, lesion), rng, frame_size(rng, BREAST_ASPECT, even=True), n_frames
+        )[0]
+    return lung_clip(
+        rng, frame_size(rng, LUNG_ASPECT, even=True), str(rng.choice(["covid", "pneumonia", "regular"])), n_frames
+    )
 
 
-WRITERS = {"ddti": write_ddti, "tg3k": write_tg3k, "camus": write_camus, "butterfly": write_butterfly, "pocus": write_pocus,
-           "busi": write_busi, "udiat": write_udiat, "tn3k": write_tn3k, "hmcqu": write_hmcqu}
+WRITERS = {
+    "ddti": write_ddti,
+    "tg3k": write_tg3k,
+    "camus": write_camus,
+    "butterfly": write_butterfly,
+    "pocus": write_pocus,
+    "busi": write_busi,
+    "udiat": write_udiat,
+    "tn3k": write_tn3k,
+    "hmcqu": write_hmcqu,
+}

@@ -17,7 +17,9 @@ KINDS: dict[str, DownstreamKind] = {}
 def register_kind(kind: DownstreamKind) -> DownstreamKind:
     """Make ``kind`` available to task configs under ``kind.name``."""
     if kind.name in KINDS and type(KINDS[kind.name]) is not type(kind):
-        raise ValueError(f"a downstream kind named {kind.name!r} is already registered ({type(KINDS[kind.name]).__name__})")
+        raise ValueError(
+            f"a downstream kind named {kind.name!r} is already registered ({type(KINDS[kind.name]).__name__})"
+        )
     KINDS[kind.name] = kind
     return kind
 

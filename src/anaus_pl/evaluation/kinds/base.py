@@ -50,7 +50,9 @@ class DownstreamKind(ABC):
 
     # -- data ---------------------------------------------------------------------------------------
     @abstractmethod
-    def prepare(self, layout: Layout, refs: list[SampleRef], task: TaskConfig) -> tuple[list[SampleRef], LoadedTask, list[str]]:
+    def prepare(
+        self, layout: Layout, refs: list[SampleRef], task: TaskConfig
+    ) -> tuple[list[SampleRef], LoadedTask, list[str]]:
         """Decode the task's samples; returns the refs kept, their arrays and the class names."""
 
     # -- fine-tuning (used by :class:`anaus_pl.tasks.finetune.FinetuneModule`) ------------------------
@@ -73,17 +75,36 @@ class DownstreamKind(ABC):
 
     # -- frozen protocols ----------------------------------------------------------------------------
     @abstractmethod
-    def frozen_predict(self, protocol: str, features: list[torch.Tensor], data: LoadedTask, train: np.ndarray,
-                       test: np.ndarray, task: TaskConfig, num_classes: int, seed: int) -> torch.Tensor:
+    def frozen_predict(
+        self,
+        protocol: str,
+        features: list[torch.Tensor],
+        data: LoadedTask,
+        train: np.ndarray,
+        test: np.ndarray,
+        task: TaskConfig,
+        num_classes: int,
+        seed: int,
+    ) -> torch.Tensor:
         """Predictions for ``test`` from a probe fitted on the frozen ``features`` of ``train`` (same format as ``predict``)."""
 
     # -- scoring and reporting -----------------------------------------------------------------------
     @abstractmethod
-    def score(self, prediction: torch.Tensor, index: np.ndarray, data: LoadedTask, class_names: list[str]) -> dict[str, Any]:
+    def score(
+        self, prediction: torch.Tensor, index: np.ndarray, data: LoadedTask, class_names: list[str]
+    ) -> dict[str, Any]:
         """A fold's record fields: ``metrics`` (scalars named in :attr:`metrics`, plus extras) and per-sample details."""
 
-    def save_cases(self, folder: Path, stem: str, data: LoadedTask, index: np.ndarray, prediction: torch.Tensor,
-                   record: dict, count: int) -> None:
+    def save_cases(  # noqa: B027 (an optional hook: kinds without case figures keep the no-op)
+        self,
+        folder: Path,
+        stem: str,
+        data: LoadedTask,
+        index: np.ndarray,
+        prediction: torch.Tensor,
+        record: dict,
+        count: int,
+    ) -> None:
         """Keep a few test cases for the report's figures (nothing by default)."""
 
     def summarise(self, records: list[dict]) -> dict[str, Any]:

@@ -28,13 +28,17 @@ class Classification(DownstreamKind):
     name = "classification"
     heads = ("linear",)
     protocols = ("finetune", "linear", "knn")
-    frozen_protocols = {"linear": "logistic regression on standardised pooled last-stage features",
-                        "knn": "cosine kNN (weighted vote, T=0.07) on pooled last-stage features"}
+    frozen_protocols = {
+        "linear": "logistic regression on standardised pooled last-stage features",
+        "knn": "cosine kNN (weighted vote, T=0.07) on pooled last-stage features",
+    }
     metrics = CLASSIFICATION_METRICS
     headline = "accuracy"
     stratify = True
 
-    def prepare(self, layout: Layout, refs: list[SampleRef], task: TaskConfig) -> tuple[list[SampleRef], LoadedTask, list[str]]:
+    def prepare(
+        self, layout: Layout, refs: list[SampleRef], task: TaskConfig
+    ) -> tuple[list[SampleRef], LoadedTask, list[str]]:
         data = load_task(layout, refs, task.image_size, labels=True, description=task.name)
         return refs, data, list(layout.class_names)
 
@@ -50,8 +54,17 @@ class Classification(DownstreamKind):
     def validation_scores(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return (model(batch["image"]).argmax(1) == batch["label"]).float()
 
-    def frozen_predict(self, protocol: str, features: list[torch.Tensor], data: LoadedTask, train: np.ndarray,
-                       test: np.ndarray, task: TaskConfig, num_classes: int, seed: int) -> torch.Tensor:
+    def frozen_predict(
+        self,
+        protocol: str,
+        features: list[torch.Tensor],
+        data: LoadedTask,
+        train: np.ndarray,
+        test: np.ndarray,
+        task: TaskConfig,
+        num_classes: int,
+        seed: int,
+    ) -> torch.Tensor:
         vectors, labels = pooled(features), torch.from_numpy(data.labels)
         train_t, test_t = torch.from_numpy(train), torch.from_numpy(test)
         if protocol == "knn":
@@ -61,19 +74,31 @@ class Classification(DownstreamKind):
             return probe(vectors[test_t]).softmax(1)
         raise ValueError(f"classification has no frozen protocol {protocol!r}; use linear or knn")
 
-    def score(self, prediction: torch.Tensor, index: np.ndarray, data: LoadedTask, class_names: list[str]) -> dict[str, Any]:
+    def score(
+        self, prediction: torch.Tensor, index: np.ndarray, data: LoadedTask, class_names: list[str]
+    ) -> dict[str, Any]:
         targets = torch.from_numpy(data.labels[index])
-        return {"metrics": classification_metrics(prediction, targets, class_names), "class_names": class_names,
-                "predictions": [{"source": data.sources[i], "label": int(t), "predicted": int(p.argmax())}
-                                for i, t, p in zip(index, targets, prediction)]}
+        return {
+            "metrics": classification_metrics(prediction, targets, class_names),
+            "class_names": class_names,
+            "predictions": [
+                {"source": data.sources[i], "label": int(t), "predicted": int(p.argmax())}
+                for i, t, p in zip(index, targets, prediction)
+            ],
+        }
 
     def summarise(self, records: list[dict]) -> dict[str, Any]:
         classes = records[0]["class_names"]
         pooled_confusion = np.sum([r["metrics"]["confusion"] for r in records], axis=0)
-        return {"class_names": classes, "pooled_confusion": pooled_confusion.tolist(),
-                "pooled_accuracy": float(np.trace(pooled_confusion) / max(1, pooled_confusion.sum())),
-                "mean_per_class": {name: {c: float(np.mean([r["metrics"][name][c] for r in records])) for c in classes}
-                                   for name in ("precision", "recall")}}
+        return {
+            "class_names": classes,
+            "pooled_confusion": pooled_confusion.tolist(),
+            "pooled_accuracy": float(np.trace(pooled_confusion) / max(1, pooled_confusion.sum())),
+            "mean_per_class": {
+                name: {c: float(np.mean([r["metrics"][name][c] for r in records])) for c in classes}
+                for name in ("precision", "recall")
+            },
+        }
 
     def extra_columns(self, entry: dict) -> dict[str, str]:
         return {"pooled acc.": f"{100 * entry['pooled_accuracy']:.1f}"}

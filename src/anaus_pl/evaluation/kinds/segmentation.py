@@ -59,15 +59,21 @@ class Segmentation(DownstreamKind):
     stratify = False
     score_threshold = 0.5  # Mask R-CNN detections at least this confident form the predicted mask
 
-    def prepare(self, layout: Layout, refs: list[SampleRef], task: TaskConfig) -> tuple[list[SampleRef], LoadedTask, list[str]]:
+    def prepare(
+        self, layout: Layout, refs: list[SampleRef], task: TaskConfig
+    ) -> tuple[list[SampleRef], LoadedTask, list[str]]:
         data = load_task(layout, refs, task.image_size, foreground_ids(layout, task.foreground), description=task.name)
         class_names = ["background", task.foreground[0] if task.foreground else "foreground"]
         if task.empty_masks == "exclude":
             keep = np.flatnonzero(data.masks.reshape(len(refs), -1).any(1))
             if len(keep) < len(refs):
-                log.info("%s: %d images with empty masks excluded (empty_masks: exclude)", task.name, len(refs) - len(keep))
+                log.info(
+                    "%s: %d images with empty masks excluded (empty_masks: exclude)", task.name, len(refs) - len(keep)
+                )
             refs = [refs[i] for i in keep]
-            data = LoadedTask([data.sources[i] for i in keep], data.images[keep], data.masks[keep], None, data.valid_hw[keep])
+            data = LoadedTask(
+                [data.sources[i] for i in keep], data.images[keep], data.masks[keep], None, data.valid_hw[keep]
+            )
         return refs, data, class_names
 
     def build_head(self, encoder: StagedEncoder, options: Mapping[str, Any]) -> nn.Module:
@@ -93,43 +99,82 @@ class Segmentation(DownstreamKind):
         masks = []
         for found in model(list(images)):
             instance = found["masks"][found["scores"] >= self.score_threshold, 0] > 0.5
-            masks.append(instance.any(0) if instance.numel() else torch.zeros(images.shape[-2:], dtype=torch.bool, device=images.device))
+            masks.append(
+                instance.any(0)
+                if instance.numel()
+                else torch.zeros(images.shape[-2:], dtype=torch.bool, device=images.device)
+            )
         return torch.stack(masks)
 
     def validation_scores(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        dice = segmentation_per_image(self.predict(model, batch["image"]).cpu(), batch["mask"].cpu() > 0.5, with_hd95=False)["dice"]
+        dice = segmentation_per_image(
+            self.predict(model, batch["image"]).cpu(), batch["mask"].cpu() > 0.5, with_hd95=False
+        )["dice"]
         return torch.as_tensor(np.asarray(dice), dtype=torch.float32, device=batch["image"].device)
 
-    def frozen_predict(self, protocol: str, features: list[torch.Tensor], data: LoadedTask, train: np.ndarray,
-                       test: np.ndarray, task: TaskConfig, num_classes: int, seed: int) -> torch.Tensor:
+    def frozen_predict(
+        self,
+        protocol: str,
+        features: list[torch.Tensor],
+        data: LoadedTask,
+        train: np.ndarray,
+        test: np.ndarray,
+        task: TaskConfig,
+        num_classes: int,
+        seed: int,
+    ) -> torch.Tensor:
         if protocol != "linear":
             raise ValueError(f"segmentation has no frozen protocol {protocol!r}; use linear (a light decoder)")
         train_t, test_t = torch.from_numpy(train), torch.from_numpy(test)
-        decoder = fit_decoder([f[train_t] for f in features], torch.from_numpy(data.masks[train]), task.fpn_channels,
-                              task.probe_epochs, task.batch_size, seed=seed, prior=task.foreground_prior)
+        decoder = fit_decoder(
+            [f[train_t] for f in features],
+            torch.from_numpy(data.masks[train]),
+            task.fpn_channels,
+            task.probe_epochs,
+            task.batch_size,
+            seed=seed,
+            prior=task.foreground_prior,
+        )
         with torch.no_grad():
             return decoder([f[test_t] for f in features], data.images.shape[-1]) > 0
 
-    def score(self, prediction: torch.Tensor, index: np.ndarray, data: LoadedTask, class_names: list[str]) -> dict[str, Any]:
+    def score(
+        self, prediction: torch.Tensor, index: np.ndarray, data: LoadedTask, class_names: list[str]
+    ) -> dict[str, Any]:
         masks = prediction.numpy().astype(bool)
         for row, i in enumerate(index):  # letterbox padding is no image: predictions there do not count
             h, w = data.valid_hw[i]
             masks[row, h:, :] = False
             masks[row, :, w:] = False
         prediction.copy_(torch.from_numpy(masks))  # the saved cases show what was scored
-        means, per_image = segmentation_metrics(torch.from_numpy(masks), torch.from_numpy(data.masks[index].astype(bool)))
+        means, per_image = segmentation_metrics(
+            torch.from_numpy(masks), torch.from_numpy(data.masks[index].astype(bool))
+        )
         return {"metrics": means, "per_image": {"source": [data.sources[i] for i in index], **per_image}}
 
-    def save_cases(self, folder: Path, stem: str, data: LoadedTask, index: np.ndarray, prediction: torch.Tensor,
-                   record: dict, count: int) -> None:
+    def save_cases(
+        self,
+        folder: Path,
+        stem: str,
+        data: LoadedTask,
+        index: np.ndarray,
+        prediction: torch.Tensor,
+        record: dict,
+        count: int,
+    ) -> None:
         """The fold's best and worst images by Dice, for the overlay figure."""
         dice = np.asarray(record["per_image"]["dice"])
         order = np.argsort(dice, kind="stable")
         chosen = np.unique(np.concatenate([order[:count], order[-count:]]))
         with atomic_path(folder / f"{stem}_cases.npz") as temporary:  # the report reads it back
-            np.savez_compressed(temporary, image=data.images[index[chosen]], truth=data.masks[index[chosen]],
-                                prediction=prediction.numpy().astype(bool)[chosen], dice=dice[chosen],
-                                source=np.asarray([data.sources[i] for i in index[chosen]]))
+            np.savez_compressed(
+                temporary,
+                image=data.images[index[chosen]],
+                truth=data.masks[index[chosen]],
+                prediction=prediction.numpy().astype(bool)[chosen],
+                dice=dice[chosen],
+                source=np.asarray([data.sources[i] for i in index[chosen]]),
+            )
 
     def figures(self, task: str, protocol: str, inits: dict[str, dict], results: Path, count: int) -> dict[str, Figure]:
         from anaus_pl.evaluation.figures import overlay_figure
