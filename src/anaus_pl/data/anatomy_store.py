@@ -26,10 +26,11 @@ is redone, never half-kept. A killed SWMR file cannot be reopened for
 writing without ``h5clear``, so the annotate stage never appends to an old
 shard: each run writes fresh shards and merges all of them.
 
-Faults: one run at a time holds a store (:class:`StoreLock`); an append that
-would not fit on the disk stops with a :class:`StoreError` naming the space it
-needs before anything is written (the committed frames stay, a rerun
-resumes); a shard that cannot be opened is named with what to do about it.
+Faults: one run at a time holds a store (:class:`StoreLock`); a shard, an
+append or a merge that would not fit on the disk or under the file-size limit
+stops with a :class:`StoreError` naming the space it needs before HDF5 writes
+anything (the committed frames stay, a rerun resumes); a shard that cannot be
+opened is named with what to do about it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import fcntl
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import time
@@ -110,14 +112,29 @@ def check_writable(path: str | Path) -> None:
         raise open_error(path, error, writing=True) from error
 
 
-def check_space(path: Path, needed: int) -> None:
-    """Raise :class:`StoreError` unless ``path``'s file system has ``needed`` bytes (plus a reserve) free."""
+def check_space(path: Path, needed: int, what: str = "the next batch") -> None:
+    """Raise :class:`StoreError` unless ``path`` can grow by ``needed`` bytes plus :data:`RESERVE_BYTES`.
+
+    Both limits a write can meet are checked before HDF5 writes anything (HDF5
+    can crash the process when a write fails part-way): the free space of the
+    file system and the file-size limit (``ulimit -f``, which ends writes
+    with ``EFBIG``).
+    """
+    wanted = needed + RESERVE_BYTES
+    resume = "rerun the same command: committed frames are kept and the run resumes"
     free = shutil.disk_usage(path.parent).free
-    if free < needed + RESERVE_BYTES:
+    if free < wanted:
         raise StoreError(
-            f"{path}: disk full: the next batch needs about {(needed + RESERVE_BYTES) / 2**20:.0f} MiB, "
-            f"{free / 2**20:.0f} MiB are free on {path.parent}; free space (or set store.path elsewhere) and "
-            "rerun the same command: committed frames are kept and the run resumes"
+            f"{path}: disk full: {what} needs about {wanted / 2**20:.0f} MiB, {free / 2**20:.0f} MiB are free on "
+            f"{path.parent}; free space (or set store.path elsewhere) and {resume}"
+        )
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    room = limit - (path.stat().st_size if path.exists() else 0)
+    if limit != resource.RLIM_INFINITY and room < wanted:
+        raise StoreError(
+            f"{path}: file size limit reached: {what} needs about {wanted / 2**20:.0f} MiB, the limit (ulimit -f, "
+            f"{limit / 2**20:.0f} MiB) lets this file grow by {max(room, 0) / 2**20:.0f} MiB; raise it "
+            f"(ulimit -f unlimited) and {resume}"
         )
 
 
@@ -235,6 +252,10 @@ class AnatomyStoreWriter:
         resuming = self.partial.exists()
         try:
             self.partial.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise open_error(self.partial, error, writing=True) from error
+        check_space(self.partial, 0, "creating the shard")
+        try:
             self._file = h5py.File(self.partial, "a", libver="v110")
         except OSError as error:
             raise open_error(self.partial, error, writing=True) from error
@@ -476,6 +497,7 @@ def merge_shards(
         skipped -= set(rows) | dropped
         ordered = sorted(rows, key=lambda s: (position.get(s, len(position)), s))
         out_path = partial_path(path)
+        check_space(out_path, sum(p.stat().st_size for p in shards), "merging the shards")  # copied compressed
         with h5py.File(out_path, "w") as out:
             n, c = len(ordered), len(classes)
             common = {"compression": "gzip", "compression_opts": 4, "shuffle": True}

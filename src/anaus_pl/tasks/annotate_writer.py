@@ -245,6 +245,10 @@ class AnatomyStoreCallback(BasePredictionWriter):
             self._writer.close()
         self._lock.release()
 
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        """Close the shard (its committed frames stay for the rerun) and release the store: Lightning skips teardown."""
+        self.teardown(trainer, pl_module, "predict")
+
     def _finish(
         self, trainer: Trainer, pl_module: LightningModule, totals: list[float], inference_seconds: float
     ) -> None:
