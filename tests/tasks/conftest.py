@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -13,8 +17,10 @@ import yaml
 from synthetic_store import write_synthetic_store
 
 from anaus_pl.cli import main
+from anaus_pl.data.anatomy_store import StoreError, completed_sources, shard_paths
 
 TESTS_DIR = Path(__file__).parent
+SRC = TESTS_DIR.parents[1] / "src"
 
 
 def synthetic_frame(h: int, w: int, shift: int, seed: int) -> np.ndarray:
@@ -128,3 +134,33 @@ def reference_store(annotate_inputs, stub_checkpoint, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference")
     run_annotate(write_config(out / "cfg.yaml", annotate_inputs, out / "anatomy.h5", stub_checkpoint))
     return out / "anatomy.h5"
+
+
+def subprocess_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS_DIR)]), "NO_ALBUMENTATIONS_UPDATE": "1"}
+
+
+def start_annotate(config: Path, **popen: object) -> subprocess.Popen:
+    """``anaus-pl annotate --config config`` in a child process (stderr piped)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "anaus_pl.cli", "annotate", "--config", str(config)],
+        env=subprocess_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        **popen,
+    )
+
+
+def wait_for_commits(process: subprocess.Popen, store: Path, at_least: int, timeout: float = 120) -> set[str]:
+    """Poll until ``store``'s shards hold ``at_least`` committed sources (or ``process`` ends); return them."""
+    deadline = time.monotonic() + timeout
+    done: set[str] = set()
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            done = completed_sources(store) if shard_paths(store) else set()
+        except StoreError:  # a shard being created is locked by HDF5 until its writer turns on SWMR
+            done = set()
+        if len(done) >= at_least:
+            break
+        time.sleep(0.05)
+    return done

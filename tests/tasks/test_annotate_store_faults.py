@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import resource
 import shutil
+import subprocess
 from collections import namedtuple
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from stub_lpsam import write_checkpoint
 
 from anaus_pl.cli import main
 from anaus_pl.data import anatomy_store
-from anaus_pl.data.anatomy_store import StoreLock, completed_sources, shard_paths
-from conftest import read_store, write_config
+from anaus_pl.data.anatomy_store import StoreError, StoreLock, completed_sources, merge_shards, shard_paths
+from conftest import read_store, run_annotate, start_annotate, wait_for_commits, write_config
 
 
 def annotate(config: Path, *extra: str) -> int:
@@ -70,6 +74,92 @@ def test_disk_full_stops_with_the_space_needed_keeps_committed_frames_and_the_re
     resumed, reference = read_store(store), read_store(reference_store)
     for name in reference:
         np.testing.assert_array_equal(resumed[name], reference[name], err_msg=name)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """An 80 MiB tmpfs of its own (needs root: mounting is refused to others)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs to fill it needs root")
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=80m", "tmpfs", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def fill(disk: Path) -> Path:
+    """Take every free byte of ``disk``, as another program writing there would."""
+    filler = disk / "filler"
+    with open(filler, "wb") as handle:
+        try:
+            handle.write(bytes(shutil.disk_usage(disk).free))
+        except OSError:  # the last partial page
+            pass
+    return filler
+
+
+@pytest.mark.slow
+def test_a_really_full_disk_stops_cleanly_naming_the_shard_keeps_committed_frames_and_the_rerun_resumes(
+    reference_store, annotate_inputs, small_disk, tmp_path
+):
+    store = small_disk / "anatomy.h5"
+    checkpoint = write_checkpoint(tmp_path / "slow.json", image_size=64, delay=0.4)
+    config = write_config(tmp_path / "cfg.yaml", annotate_inputs, store, checkpoint)
+    process = start_annotate(config)
+    done = wait_for_commits(process, store, at_least=4)
+    filler = fill(small_disk)  # the disk fills up while annotate runs
+    _, stderr = process.communicate(timeout=120)
+    message = stderr.decode().strip().splitlines()[-1]
+    assert process.returncode == 1, stderr.decode()[-2000:]  # an error, not HDF5's segfault (139)
+    assert f"{shard_paths(store)[0]}: disk full: the next batch needs about 64 MiB, 0 MiB are free" in message
+    kept = completed_sources(store)
+    assert len(kept) >= len(done) >= 4 and len(kept) < len(read_store(reference_store)["source"])
+    filler.unlink()
+    run_annotate(config)
+    assert json.loads((small_disk / "summary.json").read_text())["frames_already_done"] == len(kept)
+    resumed, reference = read_store(store), read_store(reference_store)
+    for name in reference:
+        np.testing.assert_array_equal(resumed[name], reference[name], err_msg=name)
+
+
+def test_a_file_size_limit_stops_cleanly_naming_the_shard_and_the_limit(
+    reference_store, annotate_inputs, stub_checkpoint, tmp_path
+):
+    store = tmp_path / "anatomy.h5"
+    config = write_config(tmp_path / "cfg.yaml", annotate_inputs, store, stub_checkpoint)
+
+    def limit_file_size() -> None:  # ulimit -f 1024 (KiB); HDF5 used to crash (exit 139) on the refused write
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    process = start_annotate(config, preexec_fn=limit_file_size)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1, stderr.decode()[-2000:]
+    message = stderr.decode().strip().splitlines()[-1]
+    shard = anatomy_store.shard_path(store, 0, 0)
+    assert f"{shard}: file size limit reached: creating the shard needs about 64 MiB" in message
+    assert "(ulimit -f, 1 MiB)" in message and not shard.exists()  # stopped before HDF5 wrote anything
+    run_annotate(config)  # without the limit
+    resumed, reference = read_store(store), read_store(reference_store)
+    for name in reference:
+        np.testing.assert_array_equal(resumed[name], reference[name], err_msg=name)
+
+
+def test_a_merge_that_would_not_fit_stops_before_writing_and_keeps_the_shards(reference_store, tmp_path, monkeypatch):
+    store = tmp_path / "anatomy.h5"
+    shard = anatomy_store.shard_path(store, 0, 0)
+    shutil.copy(reference_store, shard)  # a finished store reads as a shard with everything committed
+    with anatomy_store.h5py.File(shard, "a") as handle:
+        handle.attrs.update({"committed_frames": len(handle["source"]), "committed_skipped": 0, "committed_dropped": 0})
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(anatomy_store.shutil, "disk_usage", lambda path: usage(1 << 30, 1 << 30, 64 << 20))
+    with pytest.raises(
+        StoreError, match=re.escape(f"{store}.partial: disk full: merging the shards needs about 64 MiB")
+    ):
+        merge_shards(store, [shard])
+    assert shard.is_file() and not store.exists() and not anatomy_store.partial_path(store).exists()
 
 
 def test_a_zero_byte_shard_is_named_with_what_to_do(annotate_inputs, stub_checkpoint, tmp_path, capsys):
