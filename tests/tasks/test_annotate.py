@@ -1,15 +1,13 @@
-"""End-to-end annotate runs with the stand-in LP-SAM: store content, resume after SIGKILL, DDP."""
+"""End-to-end annotate runs with the stand-in LP-SAM: store content, resume after SIGKILLs, DDP."""
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -19,18 +17,13 @@ import yaml
 from stub_lpsam import write_checkpoint
 
 from anaus_pl.cli import main
-from anaus_pl.data.anatomy_store import AnatomyStore, completed_sources, shard_paths
+from anaus_pl.data.anatomy_store import AnatomyStore, shard_paths
 from anaus_pl.data.io import read_image
 from anaus_pl.data.letterbox import letterbox
-from conftest import TESTS_DIR, read_store, run_annotate, write_config
+from conftest import read_store, run_annotate, start_annotate, subprocess_env, wait_for_commits, write_config
 
-SRC = Path(__file__).resolve().parents[2] / "src"
 EXPECTED_SOURCES = 12 + 1 + 5  # frame folders, empty.png, every 2nd video frame capped at 5
 SKIPPED = {"bad.png", "broken.avi#0"}
-
-
-def subprocess_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(TESTS_DIR)]), "NO_ALBUMENTATIONS_UPDATE": "1"}
 
 
 def test_store_content_summary_and_preview(reference_store, annotate_inputs):
@@ -130,31 +123,22 @@ def test_an_unknown_input_class_fails_naming_it_and_the_valid_ones(annotate_inpu
 
 
 @pytest.mark.slow
-def test_sigkilled_run_resumes_to_the_uninterrupted_store(reference_store, annotate_inputs, tmp_path):
+def test_a_run_sigkilled_twice_resumes_to_the_uninterrupted_store(reference_store, annotate_inputs, tmp_path):
     checkpoint = write_checkpoint(tmp_path / "slow.json", image_size=64, delay=0.4)
     store = tmp_path / "anatomy.h5"
     config = write_config(tmp_path / "cfg.yaml", annotate_inputs, store, checkpoint)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "anaus_pl.cli", "annotate", "--config", str(config)],
-        env=subprocess_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 120
     done: set[str] = set()
-    while time.monotonic() < deadline and process.poll() is None:
-        if shard_paths(store):
-            done = completed_sources(store)
-            if len(done) >= 4:
-                break
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    _, stderr = process.communicate(timeout=30)
-    assert process.returncode == -signal.SIGKILL, stderr.decode()[-2000:]
-    assert 4 <= len(done) < EXPECTED_SOURCES and not store.exists()
+    for kill in range(2):  # kill, rerun, kill again: each run leaves its own shard
+        process = start_annotate(config)
+        done_before, done = done, wait_for_commits(process, store, at_least=len(done) + 4)
+        process.send_signal(signal.SIGKILL)
+        _, stderr = process.communicate(timeout=30)
+        assert process.returncode == -signal.SIGKILL, stderr.decode()[-2000:]
+        assert done > done_before and len(done) >= 4 * (kill + 1) and len(done) < EXPECTED_SOURCES
+        assert not store.exists() and len(shard_paths(store)) == kill + 1
     run_annotate(config)  # rerun: same command, same output
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["frames_already_done"] >= len(done) and summary["frames_processed"] < EXPECTED_SOURCES
+    assert summary["frames_already_done"] >= len(done) and summary["frames_processed"] < EXPECTED_SOURCES - 4
     resumed, reference = read_store(store), read_store(reference_store)
     assert len(set(resumed["source"])) == len(resumed["source"]) == EXPECTED_SOURCES
     for name in reference:
