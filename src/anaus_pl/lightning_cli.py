@@ -109,9 +109,25 @@ class AnausCLI(LightningCLI):
         )
 
     def before_instantiate_classes(self) -> None:
-        """Fill the run name into every ``{run}`` of the configuration (the saved config.yaml holds the paths)."""
+        """Fill the run name into every ``{run}`` of the configuration (the saved config.yaml holds the paths),
+        then check inputs, outputs and checkpoints before any class (and so any model) is built."""
+        from anaus_pl.preflight import check_lightning_config
+
         config = self.config[self.subcommand] if self.subcommand else self.config
         fill_run(config, config.run)
+        if self.subcommand in ("fit", "validate"):
+            check_lightning_config(config)
+
+    def _parse_ckpt_path(self) -> None:
+        """Check ``ckpt_path`` (one line naming the file, the checkpoint expected and the fix) before LightningCLI
+        reads its hyper-parameters; ``{run}`` is filled in first, as the path may hold it."""
+        from anaus_pl.preflight import check_ckpt_path
+
+        subcommand = self.config.get("subcommand")
+        if subcommand in ("fit", "validate"):
+            fill_run(self.config[subcommand], self.config[subcommand].run)
+            check_ckpt_path(self.config[subcommand])
+        super()._parse_ckpt_path()
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()

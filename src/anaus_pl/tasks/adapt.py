@@ -26,6 +26,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 import torch
 from lightning.pytorch import LightningModule
@@ -33,6 +34,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torchmetrics import MeanAbsoluteError, MeanMetric, PearsonCorrCoef
 from torchmetrics.segmentation import DiceScore, MeanIoU
 
+from anaus_pl.checkpoints import check_checkpoint
 from anaus_pl.losses.segmentation import bce_dice_loss
 from anaus_pl.models.lpsam import LPSAM, LPSAMConfig, build_lpsam, count_parameters
 from anaus_pl.models.prompt_sampling import sample_prompts
@@ -61,6 +63,8 @@ def cosine_factor(step: int, length: int, warmup: int) -> float:
 
 class AdaptTask(LightningModule):
     """Adapts LP-SAM (adapter phase, then prompt phase); the checkpoint rebuilds the model alone."""
+
+    checkpoint_stage = "adapt"  # what ``fit --ckpt_path`` must be (checked before the model is built)
 
     def __init__(
         self,
@@ -91,6 +95,13 @@ class AdaptTask(LightningModule):
         self.config = config
         self.trainable = {"adapter": set(adapter_trainable), "prompt": set(prompt_trainable)}
         self.model: LPSAM | None = None
+
+    @staticmethod
+    def check_config(init_args: dict[str, Any]) -> None:
+        """Pre-flight (:mod:`anaus_pl.preflight`): the SAM weights to start from look like a checkpoint."""
+        model = init_args.get("model") or {}
+        if model.get("pretrained", True) and model.get("checkpoint"):
+            check_checkpoint(model["checkpoint"], "sam")
 
     # ---------------------------------------------------------------- set-up
     @property

@@ -47,6 +47,7 @@ from anaus_pl.models.regions import (
     region_weights,
     sample_region_ids,
 )
+from anaus_pl.preflight import require_writable
 from anaus_pl.randomness import run_seed, step_generator
 from anaus_pl.tasks.probe_monitor import monitor_values
 
@@ -116,6 +117,8 @@ class PretrainTask(LightningModule):
             default: compiling takes minutes on a CPU; worth it for long GPU runs).
     """
 
+    checkpoint_stage = "pretrain"  # what ``fit --ckpt_path`` must be (checked before the model is built)
+
     def __init__(
         self,
         arch: str = "resnet18",
@@ -174,6 +177,12 @@ class PretrainTask(LightningModule):
         self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         self.momentum = base_momentum
+
+    @staticmethod
+    def check_config(init_args: dict[str, Any]) -> None:
+        """Pre-flight (:mod:`anaus_pl.preflight`): ``export_dir``, when set, can be written."""
+        if init_args.get("export_dir"):
+            require_writable(init_args["export_dir"], "model.init_args.export_dir")
 
     # ----------------------------------------------------------------- inputs
     def normalize(self, images: torch.Tensor) -> torch.Tensor:

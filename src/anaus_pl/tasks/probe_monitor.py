@@ -33,6 +33,7 @@ from anaus_pl.data.layouts import get_layout
 from anaus_pl.models.downstream import StagedEncoder
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD
 from anaus_pl.models.probes import extract_features, fit_linear_probe, knn_probabilities, pooled
+from anaus_pl.preflight import require_folder
 
 log = logging.getLogger("anaus_pl.monitor")
 
@@ -113,6 +114,11 @@ class ProbeMonitor(Callback):
         self._data: LoadedTask | None = None
         self._folds: list[np.ndarray] = []
         self._num_classes = 2
+
+    @staticmethod
+    def check_config(init_args: dict) -> None:
+        """Pre-flight (:mod:`anaus_pl.preflight`): the held set's folder exists."""
+        require_folder(init_args.get("root", "data/phantom/busi"), "the root of trainer.callbacks ProbeMonitor")
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Decode the held set once (a clear error when the layout has no labels)."""

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from anaus_pl.data.layouts import Layout, SampleRef, get_layout
 from anaus_pl.data.letterbox import letterbox
 from anaus_pl.data.vocabulary import AnatomyVocabulary
+from anaus_pl.preflight import require_folder
 from anaus_pl.randomness import SampleStreams
 
 log = logging.getLogger(__name__)
@@ -187,6 +188,12 @@ class AdaptDataModule(LightningDataModule):
                 )
         self.train_set: PairDataset | None = None
         self.val_set: PairDataset | None = None
+
+    @staticmethod
+    def check_config(init_args: dict[str, Any]) -> None:
+        """Pre-flight (:mod:`anaus_pl.preflight`): every source's root folder exists."""
+        for i, source in enumerate(init_args.get("sources") or []):
+            require_folder(source["root"], f"data.init_args.sources[{i}].root ({source.get('layout')})")
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

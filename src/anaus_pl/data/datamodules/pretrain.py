@@ -103,6 +103,11 @@ class PretrainDataModule(LightningDataModule):
         self.grid_cells = grid_cells
         self.store: AnatomyStore | None = None
 
+    @staticmethod
+    def check_config(init_args: dict[str, Any]) -> None:
+        """Pre-flight (:mod:`anaus_pl.preflight`): the store exists and is of this schema (its attributes only are read)."""
+        AnatomyStore(init_args.get("store_path", "runs/annotate/default/anatomy.h5")).close()
+
     @property
     def classes(self) -> list[str]:
         """Names of the region ids 1..n (empty for grid / none)."""
