@@ -86,6 +86,7 @@ def test_run_name_fills_paths_and_the_resolved_config_yaml_reruns(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runner, "evaluate", lambda config: None)
+    monkeypatch.setattr(cli, "check_files", lambda config: None)  # no phantom or encoder under tmp_path
     assert cli.main(["--config", STAGE, "--run", "trial2"]) == 0
     saved = tmp_path / "runs" / "evaluate" / "trial2" / "config.yaml"
     config = parse(["--config", str(saved)])

@@ -118,6 +118,20 @@ def parse(argv: Sequence[str]) -> EvaluateConfig:
         raise SystemExit(f"anaus-pl evaluate: {error}") from None
 
 
+def check_files(config: EvaluateConfig) -> None:
+    """Pre-flight, before any data is read or model built: ``out_dir`` can be written, every task's root
+    folder exists and every init's files look right."""
+    from anaus_pl.models.downstream import check_init
+    from anaus_pl.preflight import require_folder, require_writable
+
+    require_writable(config.out_dir, "out_dir")
+    for task in config.tasks:
+        if config.only_tasks is None or task.name in config.only_tasks:
+            require_folder(task.root, f"the root of task {task.name!r} (tasks[].root)")
+    for init in config.inits:
+        check_init(init)
+
+
 def main(argv: Sequence[str]) -> int:
     """Run the evaluation described by ``--config``; prints where the report is.
 
@@ -134,6 +148,7 @@ def main(argv: Sequence[str]) -> int:
         sys.stdout.write(p.dump(namespace))
         return 0
     config = parse(argv)
+    check_files(config)
     log.info(
         "evaluate run %r: accelerator %s, devices %s, precision %s -> %s",
         namespace["run"],

@@ -23,8 +23,8 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-from anaus_pl.checkpoints import load_checkpoint
-from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, build_backbone, load_encoder
+from anaus_pl.checkpoints import check_checkpoint, load_checkpoint
+from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, build_backbone, check_encoder, load_encoder
 
 STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -35,6 +35,9 @@ class BackboneSpec:
 
     arch: str = "resnet18"
     library: str = "torchvision"
+
+
+INIT_FORMS = "init {init!r}: use encoder:<path>, random, torchvision:<file> or timm:<file>"
 
 
 def init_label(init: str) -> str:
@@ -71,7 +74,18 @@ def build_init(init: str, spec: BackboneSpec) -> tuple[nn.Module, str, tuple, tu
             )
         # ImageNet weights expect ImageNet statistics on the grey frame repeated to RGB.
         return backbone, kind, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    raise ValueError(f"init {init!r}: use encoder:<path>, random, torchvision:<file> or timm:<file>")
+    raise ValueError(INIT_FORMS.format(init=init))
+
+
+def check_init(init: str) -> None:
+    """Pre-flight of an init string: its files exist and look like what they should be (nothing is loaded)."""
+    kind, _, path = init.partition(":")
+    if kind == "encoder":
+        check_encoder(path)
+    elif kind in ("torchvision", "timm"):
+        check_checkpoint(path, "imagenet")
+    elif kind != "random":
+        raise ValueError(INIT_FORMS.format(init=init))
 
 
 class StagedEncoder(nn.Module):

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from anaus_pl.atomic import atomic_path, write_json
-from anaus_pl.checkpoints import load_checkpoint
+from anaus_pl.checkpoints import check_checkpoint, load_checkpoint
 
 # Grayscale frames in [0, 1] are repeated to 3 channels, then normalised with these.
 DEFAULT_MEAN = (0.5, 0.5, 0.5)
@@ -84,8 +84,8 @@ def save_encoder(backbone: nn.Module, meta: EncoderMeta, out_dir: str | Path) ->
     return weights
 
 
-def load_encoder(path: str | Path) -> tuple[nn.Module, EncoderMeta]:
-    """Build the backbone described by ``encoder.json`` beside ``path`` and load ``encoder.pt`` strictly."""
+def encoder_files(path: str | Path) -> tuple[Path, Path]:
+    """``encoder.pt`` and ``encoder.json`` of the export ``path`` (either file or their folder); a missing one is named."""
     path = Path(path)
     weights = path if path.suffix == ".pt" else path / "encoder.pt"
     meta_path = weights.with_name("encoder.json")
@@ -94,6 +94,25 @@ def load_encoder(path: str | Path) -> tuple[nn.Module, EncoderMeta]:
             raise FileNotFoundError(
                 f"{needed}: missing; an encoder export is encoder.pt + encoder.json (run `make pretrain` or `anaus-pl export`)"
             )
+    return weights, meta_path
+
+
+def check_encoder(path: str | Path) -> None:
+    """Pre-flight of an export, nothing unpickled or built: both files exist, ``encoder.pt`` is a checkpoint
+    file and ``encoder.json`` is JSON."""
+    weights, meta_path = encoder_files(path)
+    check_checkpoint(weights, "encoder")
+    try:
+        json.loads(meta_path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ValueError(
+            f"{meta_path}: not JSON ({error}); export the encoder again (`anaus-pl export --ckpt ... --out DIR`)"
+        ) from None
+
+
+def load_encoder(path: str | Path) -> tuple[nn.Module, EncoderMeta]:
+    """Build the backbone described by ``encoder.json`` beside ``path`` and load ``encoder.pt`` strictly."""
+    weights, meta_path = encoder_files(path)
     raw = json.loads(meta_path.read_text())
     meta = EncoderMeta(
         **{**raw, "mean": tuple(raw.get("mean", DEFAULT_MEAN)), "std": tuple(raw.get("std", DEFAULT_STD))}
