@@ -95,3 +95,12 @@ def test_resuming_from_a_garbage_checkpoint_fails_in_one_line(synthetic_store, t
     [line] = error_lines(capsys)
     assert f"{checkpoint}: is not a PyTorch checkpoint" in line and "expected a pretrain-stage checkpoint" in line
     assert "weights_only" not in line
+
+
+def test_pretrain_with_a_missing_probe_set_fails_in_one_line(synthetic_store, tmp_path, capsys):
+    root = tmp_path / "busi"
+    probe = f"[{{class_path: anaus_pl.tasks.probe_monitor.ProbeMonitor, init_args: {{layout: busi, root: {root}}}}}]"
+    store = ["--data.init_args.store_path", str(synthetic_store)]
+    assert fit("pretrain", tmp_path, *store, "--trainer.callbacks", probe) == 1
+    [line] = error_lines(capsys)
+    assert f"{root}: input folder does not exist; fix the root of trainer.callbacks ProbeMonitor" in line
