@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -187,13 +188,27 @@ class Study:
         """The evaluate init string of a (variant, budget) point; budget 0 is the random init."""
         return RANDOM if steps == 0 else f"encoder:{self.encoder(variant, steps)}"
 
+    def pretrained(self, variant: str, steps: int) -> bool:
+        """Whether the run's export exists and did all its planned steps (a stopped run is exported too)."""
+        encoder = self.encoder(variant, steps)
+        meta = encoder.with_name("encoder.json")
+        if not (encoder.is_file() and meta.is_file()):
+            return False
+        record = json.loads(meta.read_text())
+        done, planned = record.get("steps_done"), record.get("steps_planned")
+        if done is not None and planned is not None and done < planned:
+            print(f"[study] {encoder.parent}: stopped at {done} of {planned} steps; pretraining it again", flush=True)
+            return False
+        return True
+
     def pretrain(self) -> None:
         path = self._stage_config("pretrain", self.config.pretrain.config)
         for steps in (b for b in self.config.budgets if b > 0):
             for variant, extra in self.config.variants.items():
-                if self.encoder(variant, steps).is_file():
+                if self.pretrained(variant, steps):
                     continue
                 name = self.run_name(variant, steps)
+                shutil.rmtree(self.encoder(variant, steps).parent, ignore_errors=True)  # no stale logs or export
                 self._run(
                     f"pretrain:{name}",
                     [

@@ -52,6 +52,23 @@ def test_shipped_study_config_is_a_learning_curve(tmp_path):
         StudyConfig.load(path)
 
 
+def test_a_stopped_pretraining_run_is_not_taken_as_finished(tmp_path):
+    import json
+
+    from anaus_pl.study import Study
+
+    config = StudyConfig.load(ROOT / "configs/study/phantom.yaml")
+    config.out_dir = str(tmp_path)
+    study = Study(config, "phantom.yaml")
+    encoder = study.encoder("anaus", 200)
+    assert not study.pretrained("anaus", 200)  # nothing exported yet
+    encoder.parent.mkdir(parents=True)
+    encoder.write_bytes(b"weights")
+    for done, finished in ((57, False), (200, True)):
+        encoder.with_name("encoder.json").write_text(json.dumps({"steps_done": done, "steps_planned": 200}))
+        assert study.pretrained("anaus", 200) is finished
+
+
 @pytest.mark.slow
 def test_study_smoke_produces_the_learning_curve_and_resumes(tmp_path, monkeypatch):
     from anaus_pl.study import main
