@@ -23,7 +23,6 @@ skipped by the forward pass where possible), which is why DDP needs
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import asdict
 
@@ -37,6 +36,7 @@ from anaus_pl.losses.segmentation import bce_dice_loss
 from anaus_pl.models.lpsam import LPSAM, LPSAMConfig, build_lpsam, count_parameters
 from anaus_pl.models.prompt_sampling import sample_prompts
 from anaus_pl.randomness import run_seed, step_generator
+from anaus_pl.schedules import warmup_cosine
 from anaus_pl.tasks.overlays import comparison_grid, prediction_labels
 
 log = logging.getLogger(__name__)
@@ -49,14 +49,6 @@ def hard_iou(predicted: torch.Tensor, target: torch.Tensor, smooth: float = 1.0)
     intersection = (predicted & target).sum((-2, -1)).float()
     union = (predicted | target).sum((-2, -1)).float()
     return (intersection + smooth) / (union + smooth)
-
-
-def cosine_factor(step: int, length: int, warmup: int) -> float:
-    """Linear warm-up then cosine decay to 0 over ``length`` steps."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, length - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
 class AdaptTask(LightningModule):
@@ -156,7 +148,7 @@ class AdaptTask(LightningModule):
                 if part not in self.trainable[phase]:
                     return 0.0
                 start, length, lr = spans[phase]
-                return lr * cosine_factor(step - start, length, hp.warmup_steps)
+                return lr * warmup_cosine(step - start, length, hp.warmup_steps)
 
             return factor
 
