@@ -25,6 +25,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from anaus_pl.checkpoints import load_checkpoint
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, build_backbone, load_encoder
+from anaus_pl.models.normalization import IMAGENET_MEAN, IMAGENET_STD, InputNormalization
 
 STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -70,7 +71,7 @@ def build_init(init: str, spec: BackboneSpec) -> tuple[nn.Module, str, tuple, tu
                 f"{file}: not a {kind}.{spec.arch} state dict: missing {missing[:5]}, unexpected {unexpected[:5]}"
             )
         # ImageNet weights expect ImageNet statistics on the grey frame repeated to RGB.
-        return backbone, kind, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+        return backbone, kind, IMAGENET_MEAN, IMAGENET_STD
     raise ValueError(f"init {init!r}: use encoder:<path>, random, torchvision:<file> or timm:<file>")
 
 
@@ -91,15 +92,12 @@ class StagedEncoder(nn.Module):
             backbone.conv1, backbone.bn1, getattr(backbone, "act1", None) or nn.ReLU(inplace=True), backbone.maxpool
         )
         self.stages = nn.ModuleList(getattr(backbone, name) for name in STAGE_NAMES)
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.input_norm = InputNormalization(mean, std)
         with torch.no_grad():
             self.channels = [f.shape[1] for f in self.forward(torch.zeros(1, 1, 64, 64))]
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        if images.shape[1] == 1:
-            images = images.expand(-1, 3, -1, -1)
-        x = self.stem((images - self.mean) / self.std)
+        x = self.stem(self.input_norm(images))
         features = []
         for stage in self.stages:
             x = stage(x)

@@ -39,6 +39,7 @@ from anaus_pl.models.ema import MomentumUpdater, target_copy
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, EncoderMeta, save_encoder
 from anaus_pl.models.heads import ScaleHeads
+from anaus_pl.models.normalization import InputNormalization
 from anaus_pl.models.regions import (
     Weighting,
     distinct_per_row,
@@ -158,14 +159,13 @@ class PretrainTask(LightningModule):
         self.target = target_copy(self.online)
         if compile:
             compile_modules(self.online, self.target, self.predictors)
-        self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.input_norm = InputNormalization(mean, std)
         self.ema = MomentumUpdater(base_momentum)
 
     # ----------------------------------------------------------------- inputs
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Grayscale ``(B, 1, H, W)`` in [0, 1] -> 3-channel normalised network input."""
-        normalized = (images.expand(-1, 3, -1, -1) - self.pixel_mean) / self.pixel_std
+        normalized = self.input_norm(images)
         return normalized.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else normalized
 
     def draw_regions(
