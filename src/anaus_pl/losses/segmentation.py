@@ -5,17 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """``1 - (2 sum(p y) + s) / (sum(p) + sum(y) + s)`` per leading index, over the last two dims.
-
-    An empty target with an empty prediction scores 0; an empty target with a
-    non-empty prediction is penalised (absent classes are supervised as empty).
-    """
-    probs = logits.sigmoid()
-    intersection = (probs * targets).sum((-2, -1))
-    total = probs.sum((-2, -1)) + targets.sum((-2, -1))
-    return 1 - (2 * intersection + smooth) / (total + smooth)
+from anaus_pl.losses.overlap import soft_dice_loss
 
 
 def bce_dice_loss(
