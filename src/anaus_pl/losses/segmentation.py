@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from anaus_pl.losses.overlap import soft_dice_loss
+from anaus_pl.losses.reduction import masked_mean
 
 
 def bce_dice_loss(
@@ -33,7 +34,4 @@ def bce_dice_loss(
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean((-2, -1))
     present = (targets.sum((-2, -1)) > 0).to(logits.dtype)
     per_item = (1 - dice_weight) * bce + dice_weight * present * soft_dice_loss(logits, targets, smooth)
-    if weights is None:
-        return per_item.mean()
-    weights = weights.to(per_item.dtype)
-    return (per_item * weights).sum() / weights.sum().clamp_min(1.0)
+    return masked_mean(per_item, weights)
