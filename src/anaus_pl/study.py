@@ -295,7 +295,7 @@ def curves(study: Study, report: dict) -> list[Curve]:
                 for b in study.config.budgets
                 if init_label(study.init_of(v, b)) in result["inits"]
             }
-            out.append(Curve(task, protocol, kind.headline, kind.headline not in kind.lower_is_better, points))
+            out.append(Curve(task, protocol, kind.headline, kind.higher_is_better(), points))
     return out
 
 

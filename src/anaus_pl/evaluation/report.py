@@ -62,7 +62,7 @@ def _compare(kind: DownstreamKind, entry: dict, reference: dict) -> dict:
         result = paired_comparison(
             [by_unit[0][u][name] for u in shared],
             [by_unit[1][u][name] for u in shared],
-            higher_is_better=name not in kind.lower_is_better,
+            higher_is_better=kind.higher_is_better(name),
         )
         out[name] = {**asdict(result), "verdict": result.verdict}
     return out
@@ -124,7 +124,7 @@ def schedule_note(init: str) -> str:
 
 
 def _scale(kind: DownstreamKind, name: str) -> tuple[float, str]:
-    return (1.0, " px") if name in kind.lower_is_better else (100.0, " pt")
+    return (100.0, " pt") if kind.higher_is_better(name) else (1.0, " px")
 
 
 def _cell(kind: DownstreamKind, name: str, mean: float, std: float) -> str:
@@ -201,7 +201,7 @@ def _sentence(label: str, reference: str, values: dict, scale: float, unit: str)
 
 def _summary_table(kind: DownstreamKind, inits: dict) -> list[str]:
     best = {
-        name: (min if name in kind.lower_is_better else max)(e["mean"][name] for e in inits.values())
+        name: (max if kind.higher_is_better(name) else min)(e["mean"][name] for e in inits.values())
         for name in kind.metrics
     }
     extras = list(kind.extra_columns(next(iter(inits.values()))))
@@ -251,7 +251,7 @@ def build_report(out_dir: str | Path, config: EvaluateConfig) -> Path:
             if not inits:
                 continue
             title = f"{task.name} ({protocol})"
-            figures = {kind.headline: bar_figure(title, kind.headline, inits, kind.headline in kind.lower_is_better)}
+            figures = {kind.headline: bar_figure(title, kind.headline, inits, not kind.higher_is_better())}
             figures.update(
                 kind.figures(
                     task.name, protocol, inits, out_dir / "results" / task.name / protocol, config.overlay_cases
