@@ -38,9 +38,9 @@ import yaml
 
 from anaus_pl.evaluation.kinds import get_kind
 from anaus_pl.evaluation.statistics import PairedComparison, paired_comparison
-from anaus_pl.models.downstream import init_label
+from anaus_pl.models.inits import Init, init_label
 
-RANDOM = "random"
+RANDOM = str(Init("random"))
 
 
 @dataclass
@@ -185,7 +185,7 @@ class Study:
 
     def init_of(self, variant: str, steps: int) -> str:
         """The evaluate init string of a (variant, budget) point; budget 0 is the random init."""
-        return RANDOM if steps == 0 else f"encoder:{self.encoder(variant, steps)}"
+        return RANDOM if steps == 0 else str(Init.encoder(self.encoder(variant, steps)))
 
     def pretrain(self) -> None:
         path = self._stage_config("pretrain", self.config.pretrain.config)

@@ -20,7 +20,7 @@ from anaus_pl.atomic import write_json, write_text
 from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig
 from anaus_pl.evaluation.kinds import DownstreamKind
 from anaus_pl.evaluation.statistics import paired_comparison, sample_std
-from anaus_pl.models.downstream import init_label
+from anaus_pl.models.inits import Init, init_label
 
 PAPER_MODE_NOTE = "paper-compatible protocol: best epoch selected on the test fold (optimistic, as USCL/HiCo/ANAUS)"
 STD_NOTE = "std is the sample std over units (ddof=1)"
@@ -112,9 +112,12 @@ def collect(out_dir: Path, config: EvaluateConfig) -> dict:
 
 def schedule_note(init: str) -> str:
     """How much of its schedule an ``encoder:`` init was pretrained for, from its ``encoder.json`` (else ``""``)."""
-    kind, _, path = init.partition(":")
-    meta = Path(path) / "encoder.json" if Path(path).is_dir() else Path(path).with_name("encoder.json")
-    if kind != "encoder" or not meta.is_file():
+    parsed = Init.parse(init)
+    if parsed.kind != "encoder":
+        return ""
+    path = Path(parsed.path)
+    meta = path / "encoder.json" if path.is_dir() else path.with_name("encoder.json")
+    if not meta.is_file():
         return ""
     raw = json.loads(meta.read_text())
     done, planned = raw.get("steps_done"), raw.get("steps_planned")

@@ -1,6 +1,6 @@
 """Downstream models on a pretrained backbone: staged encoder, classifier, FPN and Mask R-CNN segmenters.
 
-Inits (``init`` strings of the evaluate config):
+Inits (:class:`~anaus_pl.models.inits.Init`, built by :func:`build_init`):
 
 * ``encoder:<path>``: an anaus-pl export (``encoder.pt`` + ``encoder.json``), via :func:`load_encoder`;
 * ``random``: the architecture with random weights;
@@ -25,6 +25,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from anaus_pl.checkpoints import load_checkpoint
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, build_backbone, load_encoder
+from anaus_pl.models.inits import INIT_FORMS, Init
 from anaus_pl.models.normalization import IMAGENET_MEAN, IMAGENET_STD, InputNormalization
 
 STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
@@ -38,25 +39,17 @@ class BackboneSpec:
     library: str = "torchvision"
 
 
-def init_label(init: str) -> str:
-    """A short, file-name-safe name for an init string (``encoder:runs/x/encoder.pt`` -> ``encoder-x``)."""
-    kind, _, path = init.partition(":")
-    if not path:
-        return kind
-    stem = Path(path).parent.name if Path(path).name == "encoder.pt" else Path(path).stem
-    return f"{kind}-{stem}".replace(" ", "_")
-
-
-def build_init(init: str, spec: BackboneSpec) -> tuple[nn.Module, str, tuple, tuple]:
-    """The backbone of an init string, with its library, mean and std."""
-    kind, _, path = init.partition(":")
+def build_init(init: str | Init, spec: BackboneSpec) -> tuple[nn.Module, str, tuple, tuple]:
+    """The backbone of an init (string or :class:`Init`), with its library, mean and std."""
+    init = Init.parse(init)
+    kind = init.kind
     if kind == "encoder":
-        backbone, meta = load_encoder(path)
+        backbone, meta = load_encoder(init.path)
         return backbone, meta.library, tuple(meta.mean), tuple(meta.std)
     if kind == "random":
         return build_backbone(spec.arch, spec.library), spec.library, DEFAULT_MEAN, DEFAULT_STD
     if kind in ("torchvision", "timm"):
-        file = Path(path)
+        file = Path(init.path)
         if not file.is_file():
             raise FileNotFoundError(f"{file}: weight file for init {init!r} not found (weights are never downloaded)")
         backbone = build_backbone(spec.arch, kind)
@@ -72,7 +65,7 @@ def build_init(init: str, spec: BackboneSpec) -> tuple[nn.Module, str, tuple, tu
             )
         # ImageNet weights expect ImageNet statistics on the grey frame repeated to RGB.
         return backbone, kind, IMAGENET_MEAN, IMAGENET_STD
-    raise ValueError(f"init {init!r}: use encoder:<path>, random, torchvision:<file> or timm:<file>")
+    raise ValueError(f"init {str(init)!r}: use {INIT_FORMS}")
 
 
 class StagedEncoder(nn.Module):
