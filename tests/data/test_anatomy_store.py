@@ -191,3 +191,16 @@ def test_shard_and_store_follow_the_schema_table(tmp_path):
         assert handle["scores"].shape == (3, 3) and handle["scores"].chunks == (3, 3)
         assert handle["source"].chunks == (3,) and handle["dropped_empty"].shape == (1,)
         assert handle["images"].maxshape == (3, 8, 8)  # a finished store does not grow
+
+
+def test_a_run_that_dropped_every_frame_merges_into_an_empty_store(tmp_path):
+    from anaus_pl.data.anatomy_store import merge_shards, shard_path
+
+    path = tmp_path / "s.h5"
+    writer = AnatomyStoreWriter(path, ["a"], 8, partial=shard_path(path, 0, 0))
+    empty = np.zeros((0, 8, 8), np.uint8)
+    writer.append(empty, empty, np.zeros((0, 2), np.int32), np.zeros((0, 1), np.float32), [], dropped=["empty.png"])
+    writer.close()
+    counters = merge_shards(path, [shard_path(path, 0, 0)])
+    assert counters["frames_written"] == 0 and counters["frames_dropped_empty"] == 1
+    assert len(AnatomyStore(path)) == 0
