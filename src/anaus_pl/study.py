@@ -39,9 +39,9 @@ import yaml
 
 from anaus_pl.evaluation.kinds import get_kind
 from anaus_pl.evaluation.statistics import PairedComparison, paired_comparison
-from anaus_pl.models.downstream import init_label
+from anaus_pl.models.inits import Init, init_label
 
-RANDOM = "random"
+RANDOM = str(Init("random"))
 
 
 @dataclass
@@ -186,7 +186,7 @@ class Study:
 
     def init_of(self, variant: str, steps: int) -> str:
         """The evaluate init string of a (variant, budget) point; budget 0 is the random init."""
-        return RANDOM if steps == 0 else f"encoder:{self.encoder(variant, steps)}"
+        return RANDOM if steps == 0 else str(Init.encoder(self.encoder(variant, steps)))
 
     def pretrained(self, variant: str, steps: int) -> bool:
         """Whether the run's export exists and did all its planned steps (a stopped run is exported too)."""
@@ -310,7 +310,7 @@ def curves(study: Study, report: dict) -> list[Curve]:
                 for b in study.config.budgets
                 if init_label(study.init_of(v, b)) in result["inits"]
             }
-            out.append(Curve(task, protocol, kind.headline, kind.headline not in kind.lower_is_better, points))
+            out.append(Curve(task, protocol, kind.headline, kind.higher_is_better(), points))
     return out
 
 

@@ -160,3 +160,47 @@ def test_a_partial_file_without_per_row_statistics_resumes(tmp_path):
     resumed.close()
     counters = merge_shards(tmp_path / "merged.h5", [partial_path(path)], remove_shards=False)
     assert counters["class_frames"].tolist() == [1, 1] and counters["class_pixels"].tolist() == [64, 64]
+
+
+def test_shard_and_store_follow_the_schema_table(tmp_path):
+    from anaus_pl.data.anatomy_store import COLUMNS, merge_shards, shard_path
+
+    path = tmp_path / "s.h5"
+    shard = shard_path(path, 0, 0)
+    writer = AnatomyStoreWriter(path, ["a", "b", "c"], 8, partial=shard)
+    writer.append(*_batch(0, 3, classes=3), dropped=["empty.png"])
+    writer.close()
+    with h5py.File(shard) as handle:
+        assert list(handle) == sorted(COLUMNS)
+        for name, column in COLUMNS.items():
+            row = column.row_shape(8, 3)
+            assert handle[name].shape == (int(handle.attrs[column.committed]), *row), name
+            assert handle[name].maxshape == (None, *row) and handle[name].chunks == (
+                (1 if column.frame else 1024),
+                *row,
+            )
+            assert h5py.check_string_dtype(handle[name].dtype) or handle[name].dtype == column.dtype
+    # the layout the writer had before the table: spot checks against the former hand-written calls
+    with h5py.File(shard) as handle:
+        assert handle["scores"].dtype == np.float32 and handle["scores"].chunks == (1024, 3)
+        assert handle["valid_hw"].dtype == np.int32 and handle["class_pixels"].dtype == np.int64
+    merge_shards(path, [shard])
+    with h5py.File(path) as handle:
+        assert set(handle) == {n for n, c in COLUMNS.items() if not c.shard_only}
+        assert handle["images"].shape == (3, 8, 8) and handle["images"].chunks == (1, 8, 8)
+        assert handle["scores"].shape == (3, 3) and handle["scores"].chunks == (3, 3)
+        assert handle["source"].chunks == (3,) and handle["dropped_empty"].shape == (1,)
+        assert handle["images"].maxshape == (3, 8, 8)  # a finished store does not grow
+
+
+def test_a_run_that_dropped_every_frame_merges_into_an_empty_store(tmp_path):
+    from anaus_pl.data.anatomy_store import merge_shards, shard_path
+
+    path = tmp_path / "s.h5"
+    writer = AnatomyStoreWriter(path, ["a"], 8, partial=shard_path(path, 0, 0))
+    empty = np.zeros((0, 8, 8), np.uint8)
+    writer.append(empty, empty, np.zeros((0, 2), np.int32), np.zeros((0, 1), np.float32), [], dropped=["empty.png"])
+    writer.close()
+    counters = merge_shards(path, [shard_path(path, 0, 0)])
+    assert counters["frames_written"] == 0 and counters["frames_dropped_empty"] == 1
+    assert len(AnatomyStore(path)) == 0

@@ -70,6 +70,9 @@ def test_shipped_kinds_and_clear_errors() -> None:
     assert {"classification", "segmentation"} <= set(KINDS)
     assert get_kind("classification").stratify and not get_kind("segmentation").stratify
     assert get_kind("segmentation").monitor == "val/dice" and "hd95" in get_kind("segmentation").lower_is_better
+    segmentation = get_kind("segmentation")
+    assert segmentation.higher_is_better() and not segmentation.higher_is_better("hd95")
+    assert not Brightness().higher_is_better() and Brightness().monitor == "val/mae"  # its headline is an error
     with pytest.raises(ValueError, match="registered kinds"):
         get_kind("nope")
 

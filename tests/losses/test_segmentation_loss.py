@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from anaus_pl.losses.segmentation import bce_dice_loss, soft_dice_loss
+from anaus_pl.losses.overlap import soft_dice_loss
+from anaus_pl.losses.segmentation import bce_dice_loss
 
 
 def test_dice_of_a_hand_computed_case() -> None:

@@ -21,7 +21,7 @@ from anaus_pl.data.layouts import SampleRef
 from anaus_pl.data.letterbox import letterbox
 from anaus_pl.models.lpsam import LPSAMConfig, load_lpsam
 from anaus_pl.models.prompt_sampling import sample_prompts
-from anaus_pl.tasks.adapt import AdaptTask, cosine_factor
+from anaus_pl.tasks.adapt import AdaptTask
 
 SIZE = 64
 TINY = dict(
@@ -142,12 +142,6 @@ def test_prompts_lie_on_the_structure() -> None:
         assert masks[n, y, x]
     torch.testing.assert_close(boxes, torch.tensor([[3.0, 5, 7, 9], [29, 0, 29, 19]]))
     assert labels.eq(1).all()
-
-
-def test_cosine_schedule_warms_up_and_decays() -> None:
-    assert cosine_factor(0, 10, 2) == pytest.approx(0.5)
-    assert cosine_factor(2, 10, 2) == pytest.approx(1.0)
-    assert cosine_factor(10, 10, 2) == pytest.approx(0.0)
 
 
 def test_unknown_trainable_part_is_rejected() -> None:

@@ -1,13 +1,8 @@
 """The HDF5 anatomy store (schema 1): letterboxed frames with their LP-SAM label maps.
 
-Layout of one file (see docs/INTERFACES.md)::
-
-    images    uint8   (N, S, S)  chunks (1, S, S), gzip
-    masks     uint8   (N, S, S)  chunks (1, S, S), gzip
-    valid_hw  int32   (N, 2)     unpadded (h, w) inside the S x S square
-    scores    float32 (N, C)     per-class confidence
-    source    utf-8   (N,)       ``path`` or ``path#frame``
-    attrs: schema, version, classes (JSON), size, lpsam_sha256, config, ...
+Layout of one file (see docs/INTERFACES.md): the datasets of :data:`COLUMNS`
+(``images``, ``masks``, ``valid_hw``, ``scores``, ``source``, ...), one row per
+frame, and the attributes schema, version, classes (JSON), size, lpsam_sha256, config, ...
 
 A finished store may also hold ``skipped`` and ``dropped_empty`` (utf-8
 sources of frames that failed to decode / held no anatomy) with their counts
@@ -45,6 +40,7 @@ import shutil
 import socket
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +53,63 @@ SCHEMA = 1
 PARTIAL_SUFFIX = ".partial"
 RESERVE_BYTES = 64 << 20  # kept free beyond a batch's size, so HDF5's own metadata writes never meet a full disk
 _STRING = h5py.string_dtype(encoding="utf-8")
+_GZIP = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+_ROWS_PER_CHUNK = 1024
+
+
+@dataclass(frozen=True)
+class Column:
+    """One dataset of a store: its dtype, the shape of one row and the counter of its committed rows.
+
+    ``row`` holds ints and the symbols ``"S"`` (the frame size) and ``"C"`` (the number of classes).
+    Frame columns are stored one gzip chunk per frame (merged chunk by chunk, never decoded); others in
+    chunks of up to 1024 rows. ``shard_only`` columns are kept while annotating, not in the finished store.
+    """
+
+    dtype: Any
+    row: tuple[int | str, ...]
+    committed: str
+    frame: bool = False
+    shard_only: bool = False
+
+    def row_shape(self, size: int, num_classes: int) -> tuple[int, ...]:
+        return tuple(size if d == "S" else num_classes if d == "C" else int(d) for d in self.row)
+
+    def create(
+        self,
+        group: h5py.Group,
+        name: str,
+        size: int,
+        num_classes: int,
+        data: Any = None,
+        rows: int = 0,
+        growable: bool = False,
+    ) -> h5py.Dataset:
+        """Dataset ``name`` holding ``data`` (or ``rows`` zero rows); ``growable`` ones can be resized along rows."""
+        shape = self.row_shape(size, num_classes)
+        rows = len(data) if data is not None else rows
+        chunk_rows = 1 if self.frame else (_ROWS_PER_CHUNK if growable else max(1, min(rows, _ROWS_PER_CHUNK)))
+        options = {
+            "chunks": (chunk_rows, *(max(1, d) for d in shape)) if growable or rows else None,  # no chunk of nothing
+            "maxshape": (None, *shape) if growable else None,
+            **(_GZIP if self.frame else {}),
+        }
+        if data is None:
+            return group.create_dataset(name, (rows, *shape), self.dtype, **options)
+        return group.create_dataset(name, data=data, dtype=self.dtype, **options)
+
+
+# The store's datasets, in file order (schema 1).
+COLUMNS: dict[str, Column] = {
+    "images": Column(np.uint8, ("S", "S"), "committed_frames", frame=True),  # letterboxed frame
+    "masks": Column(np.uint8, ("S", "S"), "committed_frames", frame=True),  # label map (0 background, 1..C)
+    "valid_hw": Column(np.int32, (2,), "committed_frames"),  # unpadded (h, w) inside the S x S square
+    "scores": Column(np.float32, ("C",), "committed_frames"),  # per-class confidence
+    "class_pixels": Column(np.int64, ("C",), "committed_frames", shard_only=True),  # pixels of each class
+    "source": Column(_STRING, (), "committed_frames"),  # ``path`` or ``path#frame``
+    "skipped": Column(_STRING, (), "committed_skipped"),  # sources that failed to decode
+    "dropped_empty": Column(_STRING, (), "committed_dropped"),  # sources that held no anatomy
+}
 
 
 class StoreError(ValueError):
@@ -263,12 +316,8 @@ class AnatomyStoreWriter:
             self._check_compatible()
             if "class_pixels" not in self._file:  # a partial file of an older version: count its committed rows once
                 c = len(self.classes)
-                self._file.create_dataset(
-                    "class_pixels",
-                    data=frame_class_pixels(self._file["masks"][: len(self)], c).reshape(-1, c),
-                    maxshape=(None, c),
-                    chunks=(1024, c),
-                )
+                pixels = frame_class_pixels(self._file["masks"][: len(self)], c).reshape(-1, c)
+                COLUMNS["class_pixels"].create(self._file, "class_pixels", self.size, c, data=pixels, growable=True)
             self._truncate_to_committed()
         else:
             self._create(attrs or {})
@@ -286,14 +335,8 @@ class AnatomyStoreWriter:
 
     def _create(self, attrs: Mapping[str, Any]) -> None:
         s, c = self.size, len(self.classes)
-        common = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-        self._file.create_dataset("images", (0, s, s), np.uint8, maxshape=(None, s, s), chunks=(1, s, s), **common)
-        self._file.create_dataset("masks", (0, s, s), np.uint8, maxshape=(None, s, s), chunks=(1, s, s), **common)
-        self._file.create_dataset("valid_hw", (0, 2), np.int32, maxshape=(None, 2), chunks=(1024, 2))
-        self._file.create_dataset("scores", (0, c), np.float32, maxshape=(None, c), chunks=(1024, c))
-        self._file.create_dataset("class_pixels", (0, c), np.int64, maxshape=(None, c), chunks=(1024, c))
-        for name in ("source", "skipped", "dropped_empty"):
-            self._file.create_dataset(name, (0,), _STRING, maxshape=(None,), chunks=(1024,))
+        for name, column in COLUMNS.items():
+            column.create(self._file, name, s, c, growable=True)
         self._file.attrs.update(
             {"schema": SCHEMA, "version": __version__, "classes": json.dumps(self.classes), "size": s}
         )
@@ -316,19 +359,9 @@ class AnatomyStoreWriter:
     def _truncate_to_committed(self) -> None:
         """Drop rows a killed writer appended after its last commit."""
         attrs = self._file.attrs
-        lengths = {
-            "images": "committed_frames",
-            "masks": "committed_frames",
-            "valid_hw": "committed_frames",
-            "scores": "committed_frames",
-            "source": "committed_frames",
-            "class_pixels": "committed_frames",
-            "skipped": "committed_skipped",
-            "dropped_empty": "committed_dropped",
-        }
-        for name, key in lengths.items():
-            if self._file[name].shape[0] != int(attrs[key]):
-                self._file[name].resize(int(attrs[key]), axis=0)
+        for name, column in COLUMNS.items():
+            if self._file[name].shape[0] != int(attrs[column.committed]):
+                self._file[name].resize(int(attrs[column.committed]), axis=0)
 
     def __len__(self) -> int:
         return int(self._file.attrs["committed_frames"])
@@ -500,9 +533,9 @@ def merge_shards(
         check_space(out_path, sum(p.stat().st_size for p in shards), "merging the shards")  # copied compressed
         with h5py.File(out_path, "w") as out:
             n, c = len(ordered), len(classes)
-            common = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-            for name in ("images", "masks"):
-                out.create_dataset(name, (n, size, size), np.uint8, chunks=(1, size, size), **common)
+            frames = [name for name, column in COLUMNS.items() if column.frame]
+            for name in frames:
+                COLUMNS[name].create(out, name, size, c, rows=n)
             valid_hw = np.zeros((n, 2), np.int32)
             scores = np.zeros((n, c), np.float32)
             pixels = np.zeros(
@@ -510,7 +543,7 @@ def merge_shards(
             )  # the statistics count each merged row once, however many shards hold it
             for j, source in enumerate(ordered):
                 k, i = rows[source]
-                for name in ("images", "masks"):
+                for name in frames:
                     mask, chunk = handles[k][name].id.read_direct_chunk((i, 0, 0))
                     out[name].id.write_direct_chunk((j, 0, 0), chunk, mask)
                 valid_hw[j] = handles[k]["valid_hw"][i]
@@ -520,11 +553,15 @@ def merge_shards(
                     if "class_pixels" in handles[k]  # shards of older versions lack it
                     else frame_class_pixels(handles[k]["masks"][i : i + 1], c)[0]
                 )
-            out.create_dataset("valid_hw", data=valid_hw, chunks=(max(1, min(n, 1024)), 2))
-            out.create_dataset("scores", data=scores, chunks=(max(1, min(n, 1024)), max(1, c)))
-            out.create_dataset("source", data=ordered, dtype=_STRING, chunks=(max(1, min(n, 1024)),))
-            out.create_dataset("skipped", data=sorted(skipped), dtype=_STRING)
-            out.create_dataset("dropped_empty", data=sorted(dropped), dtype=_STRING)
+            columns = {
+                "valid_hw": valid_hw,
+                "scores": scores,
+                "source": ordered,
+                "skipped": sorted(skipped),
+                "dropped_empty": sorted(dropped),
+            }
+            for name, data in columns.items():
+                COLUMNS[name].create(out, name, size, c, data=data)
             for key, value in first.items():
                 if key not in _zero_counters(c):
                     out.attrs[key] = value

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Union
 
 from anaus_pl.evaluation.kinds import DownstreamKind, get_kind
-from anaus_pl.models.downstream import init_label
+from anaus_pl.models.inits import INIT_FORMS, Init, init_label
 
 
 @dataclass
@@ -168,10 +168,9 @@ class EvaluateConfig:
         if bad_folds:
             raise ValueError(f"only_folds: {bad_folds} outside 0..{self.n_folds - 1}")
         if not self.inits:
-            raise ValueError("give at least one init (encoder:<path>, random, torchvision:<file>, timm:<file>)")
+            raise ValueError(f"give at least one init ({INIT_FORMS})")
         for init in self.inits:
-            if init.partition(":")[0] not in ("encoder", "random", "torchvision", "timm"):
-                raise ValueError(f"init {init!r}: use encoder:<path>, random, torchvision:<file> or timm:<file>")
+            Init.parse(init)
 
     @property
     def reference_init(self) -> str | None:

@@ -30,6 +30,8 @@ from torchmetrics.classification import (
     MulticlassRecall,
 )
 
+from anaus_pl.losses.overlap import empty_safe_ratio, hard_dice, hard_iou, overlap_counts
+
 SEGMENTATION_METRICS = ("dice", "iou", "ppv", "sensitivity", "hd95")
 CLASSIFICATION_METRICS = ("accuracy", "macro_f1", "auroc")
 
@@ -80,11 +82,6 @@ def hd95(prediction: np.ndarray, truth: np.ndarray) -> float:
     return float(max(np.percentile(to_truth, 95), np.percentile(to_pred, 95)))
 
 
-def _ratio(numerator: torch.Tensor, denominator: torch.Tensor, both_empty: torch.Tensor) -> torch.Tensor:
-    safe = numerator / denominator.clamp(min=1)
-    return torch.where(denominator > 0, safe, both_empty.float())
-
-
 def segmentation_per_image(
     predictions: torch.Tensor, truths: torch.Tensor, with_hd95: bool = True
 ) -> dict[str, list[float]]:
@@ -94,16 +91,13 @@ def segmentation_per_image(
             f"expected two (N, H, W) masks of one shape, got {tuple(predictions.shape)} and {tuple(truths.shape)}"
         )
     predictions, truths = predictions.bool(), truths.bool()
-    flat_pred, flat_truth = predictions.flatten(1), truths.flatten(1)
-    tp = (flat_pred & flat_truth).sum(1).float()
-    fp = (flat_pred & ~flat_truth).sum(1).float()
-    fn = (~flat_pred & flat_truth).sum(1).float()
+    tp, fp, fn = overlap_counts(predictions, truths)
     both_empty = (tp + fp + fn) == 0
     out = {
-        "dice": _ratio(2 * tp, 2 * tp + fp + fn, both_empty),
-        "iou": _ratio(tp, tp + fp + fn, both_empty),
-        "ppv": _ratio(tp, tp + fp, both_empty),
-        "sensitivity": _ratio(tp, tp + fn, both_empty),
+        "dice": hard_dice(predictions, truths),
+        "iou": hard_iou(predictions, truths),
+        "ppv": empty_safe_ratio(tp, tp + fp, both_empty),
+        "sensitivity": empty_safe_ratio(tp, tp + fn, both_empty),
     }
     result = {name: values.tolist() for name, values in out.items()}
     if with_hd95:

@@ -20,7 +20,7 @@ from anaus_pl.atomic import write_json, write_text
 from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig
 from anaus_pl.evaluation.kinds import DownstreamKind
 from anaus_pl.evaluation.statistics import paired_comparison, sample_std
-from anaus_pl.models.downstream import init_label
+from anaus_pl.models.inits import Init, init_label
 
 PAPER_MODE_NOTE = "paper-compatible protocol: best epoch selected on the test fold (optimistic, as USCL/HiCo/ANAUS)"
 STD_NOTE = "std is the sample std over units (ddof=1)"
@@ -62,7 +62,7 @@ def _compare(kind: DownstreamKind, entry: dict, reference: dict) -> dict:
         result = paired_comparison(
             [by_unit[0][u][name] for u in shared],
             [by_unit[1][u][name] for u in shared],
-            higher_is_better=name not in kind.lower_is_better,
+            higher_is_better=kind.higher_is_better(name),
         )
         out[name] = {**asdict(result), "verdict": result.verdict}
     return out
@@ -112,9 +112,12 @@ def collect(out_dir: Path, config: EvaluateConfig) -> dict:
 
 def schedule_note(init: str) -> str:
     """How much of its schedule an ``encoder:`` init was pretrained for, from its ``encoder.json`` (else ``""``)."""
-    kind, _, path = init.partition(":")
-    meta = Path(path) / "encoder.json" if Path(path).is_dir() else Path(path).with_name("encoder.json")
-    if kind != "encoder" or not meta.is_file():
+    parsed = Init.parse(init)
+    if parsed.kind != "encoder":
+        return ""
+    path = Path(parsed.path)
+    meta = path / "encoder.json" if path.is_dir() else path.with_name("encoder.json")
+    if not meta.is_file():
         return ""
     raw = json.loads(meta.read_text())
     done, planned = raw.get("steps_done"), raw.get("steps_planned")
@@ -124,7 +127,7 @@ def schedule_note(init: str) -> str:
 
 
 def _scale(kind: DownstreamKind, name: str) -> tuple[float, str]:
-    return (1.0, " px") if name in kind.lower_is_better else (100.0, " pt")
+    return (100.0, " pt") if kind.higher_is_better(name) else (1.0, " px")
 
 
 def _cell(kind: DownstreamKind, name: str, mean: float, std: float) -> str:
@@ -201,7 +204,7 @@ def _sentence(label: str, reference: str, values: dict, scale: float, unit: str)
 
 def _summary_table(kind: DownstreamKind, inits: dict) -> list[str]:
     best = {
-        name: (min if name in kind.lower_is_better else max)(e["mean"][name] for e in inits.values())
+        name: (max if kind.higher_is_better(name) else min)(e["mean"][name] for e in inits.values())
         for name in kind.metrics
     }
     extras = list(kind.extra_columns(next(iter(inits.values()))))
@@ -251,7 +254,7 @@ def build_report(out_dir: str | Path, config: EvaluateConfig) -> Path:
             if not inits:
                 continue
             title = f"{task.name} ({protocol})"
-            figures = {kind.headline: bar_figure(title, kind.headline, inits, kind.headline in kind.lower_is_better)}
+            figures = {kind.headline: bar_figure(title, kind.headline, inits, not kind.higher_is_better())}
             figures.update(
                 kind.figures(
                     task.name, protocol, inits, out_dir / "results" / task.name / protocol, config.overlay_cases

@@ -33,7 +33,8 @@ from anaus_pl.data.layouts import get_layout
 from anaus_pl.data.layouts.base import Layout, SampleRef
 from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig
 from anaus_pl.evaluation.folds import inner_split, make_folds, restrict_official, save_folds, subsample
-from anaus_pl.models.downstream import BackboneSpec, StagedEncoder, build_init, init_label
+from anaus_pl.models.downstream import BackboneSpec, StagedEncoder, build_init
+from anaus_pl.models.inits import init_label
 from anaus_pl.models.probes import extract_features
 from anaus_pl.tasks.finetune import FinetuneModule
 

@@ -21,6 +21,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from anaus_pl.losses.reduction import masked_mean
+
 CoreLossKind = Literal["normalized", "mse"]
 
 
@@ -38,7 +40,4 @@ def core_region_loss(
         per_region = (online - target).pow(2).mean(-1)
     else:
         raise ValueError(f"core loss kind must be 'normalized' or 'mse', got {kind!r}")
-    if valid is None:
-        return per_region.mean()
-    weight = valid.to(per_region.dtype)
-    return (per_region * weight).sum() / weight.sum().clamp_min(1.0)
+    return masked_mean(per_region, valid)

@@ -5,17 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def soft_dice_loss(logits: torch.Tensor, targets: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """``1 - (2 sum(p y) + s) / (sum(p) + sum(y) + s)`` per leading index, over the last two dims.
-
-    An empty target with an empty prediction scores 0; an empty target with a
-    non-empty prediction is penalised (absent classes are supervised as empty).
-    """
-    probs = logits.sigmoid()
-    intersection = (probs * targets).sum((-2, -1))
-    total = probs.sum((-2, -1)) + targets.sum((-2, -1))
-    return 1 - (2 * intersection + smooth) / (total + smooth)
+from anaus_pl.losses.overlap import soft_dice_loss
+from anaus_pl.losses.reduction import masked_mean
 
 
 def bce_dice_loss(
@@ -43,7 +34,4 @@ def bce_dice_loss(
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none").mean((-2, -1))
     present = (targets.sum((-2, -1)) > 0).to(logits.dtype)
     per_item = (1 - dice_weight) * bce + dice_weight * present * soft_dice_loss(logits, targets, smooth)
-    if weights is None:
-        return per_item.mean()
-    weights = weights.to(per_item.dtype)
-    return (per_item * weights).sum() / weights.sum().clamp_min(1.0)
+    return masked_mean(per_item, weights)

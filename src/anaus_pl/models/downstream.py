@@ -1,6 +1,6 @@
 """Downstream models on a pretrained backbone: staged encoder, classifier, FPN and Mask R-CNN segmenters.
 
-Inits (``init`` strings of the evaluate config):
+Inits (:class:`~anaus_pl.models.inits.Init`, built by :func:`build_init`):
 
 * ``encoder:<path>``: an anaus-pl export (``encoder.pt`` + ``encoder.json``), via :func:`load_encoder`;
 * ``random``: the architecture with random weights;
@@ -25,6 +25,8 @@ from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from anaus_pl.checkpoints import check_checkpoint, load_checkpoint
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, build_backbone, check_encoder, load_encoder
+from anaus_pl.models.inits import INIT_FORMS, Init
+from anaus_pl.models.normalization import IMAGENET_MEAN, IMAGENET_STD, InputNormalization
 
 STAGE_NAMES = ("layer1", "layer2", "layer3", "layer4")
 
@@ -37,28 +39,17 @@ class BackboneSpec:
     library: str = "torchvision"
 
 
-INIT_FORMS = "init {init!r}: use encoder:<path>, random, torchvision:<file> or timm:<file>"
-
-
-def init_label(init: str) -> str:
-    """A short, file-name-safe name for an init string (``encoder:runs/x/encoder.pt`` -> ``encoder-x``)."""
-    kind, _, path = init.partition(":")
-    if not path:
-        return kind
-    stem = Path(path).parent.name if Path(path).name == "encoder.pt" else Path(path).stem
-    return f"{kind}-{stem}".replace(" ", "_")
-
-
-def build_init(init: str, spec: BackboneSpec) -> tuple[nn.Module, str, tuple, tuple]:
-    """The backbone of an init string, with its library, mean and std."""
-    kind, _, path = init.partition(":")
+def build_init(init: str | Init, spec: BackboneSpec) -> tuple[nn.Module, str, tuple, tuple]:
+    """The backbone of an init (string or :class:`Init`), with its library, mean and std."""
+    init = Init.parse(init)
+    kind = init.kind
     if kind == "encoder":
-        backbone, meta = load_encoder(path)
+        backbone, meta = load_encoder(init.path)
         return backbone, meta.library, tuple(meta.mean), tuple(meta.std)
     if kind == "random":
         return build_backbone(spec.arch, spec.library), spec.library, DEFAULT_MEAN, DEFAULT_STD
     if kind in ("torchvision", "timm"):
-        file = Path(path)
+        file = Path(init.path)
         if not file.is_file():
             raise FileNotFoundError(f"{file}: weight file for init {init!r} not found (weights are never downloaded)")
         backbone = build_backbone(spec.arch, kind)
@@ -73,19 +64,17 @@ def build_init(init: str, spec: BackboneSpec) -> tuple[nn.Module, str, tuple, tu
                 f"{file}: not a {kind}.{spec.arch} state dict: missing {missing[:5]}, unexpected {unexpected[:5]}"
             )
         # ImageNet weights expect ImageNet statistics on the grey frame repeated to RGB.
-        return backbone, kind, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    raise ValueError(INIT_FORMS.format(init=init))
+        return backbone, kind, IMAGENET_MEAN, IMAGENET_STD
+    raise ValueError(f"init {str(init)!r}: use {INIT_FORMS}")
 
 
-def check_init(init: str) -> None:
-    """Pre-flight of an init string: its files exist and look like what they should be (nothing is loaded)."""
-    kind, _, path = init.partition(":")
-    if kind == "encoder":
-        check_encoder(path)
-    elif kind in ("torchvision", "timm"):
-        check_checkpoint(path, "imagenet")
-    elif kind != "random":
-        raise ValueError(INIT_FORMS.format(init=init))
+def check_init(init: str | Init) -> None:
+    """Pre-flight of an init: its files exist and look like what they should be (nothing is loaded)."""
+    init = Init.parse(init)
+    if init.kind == "encoder":
+        check_encoder(init.path)
+    elif init.kind in ("torchvision", "timm"):
+        check_checkpoint(init.path, "imagenet")
 
 
 class StagedEncoder(nn.Module):
@@ -105,15 +94,12 @@ class StagedEncoder(nn.Module):
             backbone.conv1, backbone.bn1, getattr(backbone, "act1", None) or nn.ReLU(inplace=True), backbone.maxpool
         )
         self.stages = nn.ModuleList(getattr(backbone, name) for name in STAGE_NAMES)
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.input_norm = InputNormalization(mean, std)
         with torch.no_grad():
             self.channels = [f.shape[1] for f in self.forward(torch.zeros(1, 1, 64, 64))]
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
-        if images.shape[1] == 1:
-            images = images.expand(-1, 3, -1, -1)
-        x = self.stem((images - self.mean) / self.std)
+        x = self.stem(self.input_norm(images))
         features = []
         for stage in self.stages:
             x = stage(x)

@@ -28,6 +28,7 @@ from torch import nn
 from anaus_pl.checkpoints import load_checkpoint
 from anaus_pl.data.vocabulary import AnatomyVocabulary
 from anaus_pl.models.adapters import EncoderAdapters
+from anaus_pl.models.normalization import IMAGENET_MEAN, IMAGENET_STD, InputNormalization
 from anaus_pl.models.prompt_engine import LatentPromptEngine
 from anaus_pl.models.sam_checkpoints import (
     CheckpointError,
@@ -39,9 +40,6 @@ from anaus_pl.models.sam_checkpoints import (
 from anaus_pl.models.tinyvit import TinyViTSam
 
 log = logging.getLogger(__name__)
-
-SAM_PIXEL_MEAN = (123.675 / 255, 116.28 / 255, 103.53 / 255)
-SAM_PIXEL_STD = (58.395 / 255, 57.12 / 255, 57.375 / 255)
 
 
 @dataclass(frozen=True)
@@ -58,7 +56,7 @@ class EncoderSpec:
     window: int = 14
     decoder_mlp: int = 2048
     decoder_heads: int = 8
-    normalize: bool = True  # SAM pixel mean/std; LiteMedSAM takes [0, 1] as is
+    normalize: bool = True  # SAM pixel mean/std (ImageNet's); LiteMedSAM takes [0, 1] as is
 
 
 ENCODERS: dict[str, EncoderSpec] = {
@@ -238,9 +236,8 @@ class LPSAM(nn.Module):
             config.prompt_mlp_dim,
             config.cnn_width,
         )
-        mean, std = (SAM_PIXEL_MEAN, SAM_PIXEL_STD) if spec.normalize else ((0.0,) * 3, (1.0,) * 3)
-        self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if spec.normalize else ((0.0,) * 3, (1.0,) * 3)
+        self.input_norm = InputNormalization(mean, std)
 
     # ----------------------------------------------------------------- parts
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -257,7 +254,7 @@ class LPSAM(nn.Module):
                 f"LP-SAM expects (B, 1, {self.image_size}, {self.image_size}) images in [0, 1], "
                 f"got {tuple(images.shape)}; letterbox frames to the model size first"
             )
-        return (images.expand(-1, 3, -1, -1) - self.pixel_mean) / self.pixel_std
+        return self.input_norm(images)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Image embeddings ``(B, prompt_dim, h, w)`` of ``[0, 1]`` images, adapters applied."""

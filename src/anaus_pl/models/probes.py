@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from anaus_pl.losses.segmentation import soft_dice_loss
+from anaus_pl.losses.overlap import soft_dice_loss
 from anaus_pl.models.downstream import init_foreground_prior
 
 

@@ -23,7 +23,6 @@ skipped by the forward pass where possible), which is why DDP needs
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -35,30 +34,18 @@ from torchmetrics import MeanAbsoluteError, MeanMetric, PearsonCorrCoef
 from torchmetrics.segmentation import DiceScore, MeanIoU
 
 from anaus_pl.checkpoints import check_checkpoint
+from anaus_pl.losses.overlap import hard_dice, hard_iou
 from anaus_pl.losses.segmentation import bce_dice_loss
 from anaus_pl.models.lpsam import LPSAM, LPSAMConfig, build_lpsam, count_parameters
 from anaus_pl.models.prompt_sampling import sample_prompts
 from anaus_pl.randomness import run_seed, step_generator
+from anaus_pl.schedules import warmup_cosine
 from anaus_pl.tasks.overlays import comparison_grid, prediction_labels
 
 log = logging.getLogger(__name__)
 
 PARTS = ("image_encoder", "adapters", "prompt_encoder", "mask_decoder", "prompt_engine")
-
-
-def hard_iou(predicted: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
-    """IoU of binary maps over the last two dims; empty vs empty scores 1."""
-    intersection = (predicted & target).sum((-2, -1)).float()
-    union = (predicted | target).sum((-2, -1)).float()
-    return (intersection + smooth) / (union + smooth)
-
-
-def cosine_factor(step: int, length: int, warmup: int) -> float:
-    """Linear warm-up then cosine decay to 0 over ``length`` steps."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, length - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+IOU_SMOOTH = 1.0  # the IoU target of the IoU head: (TP + 1) / (TP + FP + FN + 1)
 
 
 class AdaptTask(LightningModule):
@@ -167,7 +154,7 @@ class AdaptTask(LightningModule):
                 if part not in self.trainable[phase]:
                     return 0.0
                 start, length, lr = spans[phase]
-                return lr * cosine_factor(step - start, length, hp.warmup_steps)
+                return lr * warmup_cosine(step - start, length, hp.warmup_steps)
 
             return factor
 
@@ -212,7 +199,7 @@ class AdaptTask(LightningModule):
         self, logits: torch.Tensor, iou: torch.Tensor, targets: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         mask_loss = bce_dice_loss(logits, targets, self.hparams.dice_weight)
-        actual = hard_iou(logits.detach() > 0, targets)
+        actual = hard_iou(logits.detach() > 0, targets, smooth=IOU_SMOOTH)
         return mask_loss, ((iou - actual) ** 2).mean()
 
     def _zero_loss(self) -> torch.Tensor:
@@ -253,11 +240,7 @@ class AdaptTask(LightningModule):
             generator = torch.Generator(device=batch["image"].device).manual_seed(batch_idx)
             logits, _, masks = self._prompted(batch, generator)
             if logits is not None:
-                predicted = logits > 0
-                dice = (
-                    2 * (predicted & masks).sum((-2, -1)) / (predicted.sum((-2, -1)) + masks.sum((-2, -1))).clamp_min(1)
-                )
-                self.val_prompted_dice.update(dice)
+                self.val_prompted_dice.update(hard_dice(logits > 0, masks))
             return
         logits, iou = self._latent(batch)
         annotated = batch["annotated"][:, :, None, None]
@@ -266,7 +249,7 @@ class AdaptTask(LightningModule):
         self.val_dice.update(predicted.long(), targets.long())
         self.val_iou.update(predicted.long(), targets.long())
         supervised = batch["annotated"]
-        actual = hard_iou(logits > 0, self._targets(batch))
+        actual = hard_iou(logits > 0, self._targets(batch), smooth=IOU_SMOOTH)
         self.iou_mae.update(iou[supervised], actual[supervised])
         self.iou_pearson.update(iou[supervised].float(), actual[supervised])
         if batch_idx == 0:

@@ -17,7 +17,6 @@ Corruption and region draws use one generator per micro-batch seeded from
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from collections.abc import Sequence
@@ -36,9 +35,11 @@ from anaus_pl.losses.alignment import region_alignment_loss
 from anaus_pl.losses.byol import byol_loss
 from anaus_pl.losses.core_region import CoreLossKind, core_region_loss
 from anaus_pl.models.compile import compile_modules
+from anaus_pl.models.ema import MomentumUpdater, target_copy
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, EncoderMeta, save_encoder
 from anaus_pl.models.heads import ScaleHeads
+from anaus_pl.models.normalization import InputNormalization
 from anaus_pl.models.regions import (
     Weighting,
     distinct_per_row,
@@ -49,6 +50,7 @@ from anaus_pl.models.regions import (
 )
 from anaus_pl.preflight import require_writable
 from anaus_pl.randomness import run_seed, step_generator
+from anaus_pl.schedules import warmup_cosine
 from anaus_pl.tasks.probe_monitor import monitor_values
 
 log = logging.getLogger(__name__)
@@ -66,20 +68,6 @@ class RegionEmbedder(nn.Module):
     def forward(self, images: torch.Tensor, regions: Regions) -> dict[str, torch.Tensor]:
         pooled = self.encoder.pooled(images, {s: region_weights(*regions[s]) for s in regions})
         return {s: self.projectors(s, pooled[s]) for s in regions}
-
-
-def cosine_momentum(step: int, total_steps: int, base: float) -> float:
-    """BYOL's target momentum ``1 - (1 - base) (cos(pi k / K) + 1) / 2``, rising from ``base`` to 1."""
-    progress = min(step / max(total_steps, 1), 1.0)
-    return 1.0 - (1.0 - base) * (math.cos(math.pi * progress) + 1.0) / 2.0
-
-
-def warmup_cosine(step: int, warmup_steps: int, total_steps: int) -> float:
-    """LR factor: linear warm-up from 0 over ``warmup_steps``, then cosine to 0 at ``total_steps``."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
-    return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
 
 
 class PretrainTask(LightningModule):
@@ -171,12 +159,11 @@ class PretrainTask(LightningModule):
         )
         if channels_last:
             self.online.to(memory_format=torch.channels_last)
-        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.target = target_copy(self.online)
         if compile:
             compile_modules(self.online, self.target, self.predictors)
-        self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-        self.momentum = base_momentum
+        self.input_norm = InputNormalization(mean, std)
+        self.ema = MomentumUpdater(base_momentum)
 
     @staticmethod
     def check_config(init_args: dict[str, Any]) -> None:
@@ -187,7 +174,7 @@ class PretrainTask(LightningModule):
     # ----------------------------------------------------------------- inputs
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Grayscale ``(B, 1, H, W)`` in [0, 1] -> 3-channel normalised network input."""
-        normalized = (images.expand(-1, 3, -1, -1) - self.pixel_mean) / self.pixel_std
+        normalized = self.input_norm(images)
         return normalized.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else normalized
 
     def draw_regions(
@@ -307,20 +294,15 @@ class PretrainTask(LightningModule):
         return out["loss"]
 
     # -------------------------------------------------------------- EMA target
-    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
-        """The optimizer step, then exactly one EMA update of the target."""
-        super().optimizer_step(*args, **kwargs)
-        self.momentum = cosine_momentum(
-            self.trainer.global_step, self.trainer.estimated_stepping_batches, self.hparams.base_momentum
-        )
-        self.update_target(self.momentum)
+    @property
+    def momentum(self) -> float:
+        """The EMA momentum of the last target update (``base_momentum`` before the first)."""
+        return self.ema.momentum
 
-    @torch.no_grad()
-    def update_target(self, momentum: float) -> None:
-        """``xi <- m xi + (1 - m) theta`` over the parameters of encoder, FPN and projectors."""
-        online = [p.detach() for p in self.online.parameters()]
-        target = list(self.target.parameters())
-        torch._foreach_lerp_(target, online, 1.0 - momentum)
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        """The optimizer step, then exactly one EMA update of the target (encoder, FPN and projectors)."""
+        super().optimizer_step(*args, **kwargs)
+        self.ema.update(self.online, self.target, self.trainer.global_step, self.trainer.estimated_stepping_batches)
 
     # --------------------------------------------------------------- optimiser
     def global_batch_size(self) -> int:
@@ -348,7 +330,7 @@ class PretrainTask(LightningModule):
         self.trainer.fit_loop.setup_data()  # sizes the epoch (num_training_batches); a no-op when done
         steps_per_epoch = math.ceil(self.trainer.num_training_batches / self.trainer.accumulate_grad_batches)
         warmup = min(total, max(1, int(round(hp.warmup_epochs * steps_per_epoch))))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, warmup, total))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_cosine(step, total, warmup))
         log.info("optimizer %s, lr %.4g, %d steps (%d warm-up)", hp.optimizer, lr, total, warmup)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 

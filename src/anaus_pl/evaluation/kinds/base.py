@@ -48,6 +48,10 @@ class DownstreamKind(ABC):
         """The validation metric that selects the fine-tuned epoch (higher is better)."""
         return f"val/{self.headline}"
 
+    def higher_is_better(self, metric: str | None = None) -> bool:
+        """Whether larger values of ``metric`` (default: the headline) are better."""
+        return (metric or self.headline) not in self.lower_is_better
+
     # -- data ---------------------------------------------------------------------------------------
     @abstractmethod
     def prepare(

@@ -17,8 +17,8 @@ from anaus_pl.atomic import atomic_path
 from anaus_pl.data.datamodules.finetune import LoadedTask, foreground_ids, load_task
 from anaus_pl.data.layouts.base import Layout, SampleRef
 from anaus_pl.evaluation.kinds.base import DownstreamKind
-from anaus_pl.evaluation.metrics import SEGMENTATION_METRICS, segmentation_metrics, segmentation_per_image
-from anaus_pl.losses.segmentation import soft_dice_loss
+from anaus_pl.evaluation.metrics import SEGMENTATION_METRICS, segmentation_metrics
+from anaus_pl.losses.overlap import hard_dice, soft_dice_loss
 from anaus_pl.models.downstream import FPNSegmenter, StagedEncoder, build_mask_rcnn
 from anaus_pl.models.probes import fit_decoder
 
@@ -107,10 +107,7 @@ class Segmentation(DownstreamKind):
         return torch.stack(masks)
 
     def validation_scores(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        dice = segmentation_per_image(
-            self.predict(model, batch["image"]).cpu(), batch["mask"].cpu() > 0.5, with_hd95=False
-        )["dice"]
-        return torch.as_tensor(np.asarray(dice), dtype=torch.float32, device=batch["image"].device)
+        return hard_dice(self.predict(model, batch["image"]), batch["mask"] > 0.5)
 
     def frozen_predict(
         self,
