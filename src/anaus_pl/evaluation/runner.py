@@ -14,7 +14,6 @@ units whose file exists are skipped, so a killed evaluation resumes where it sto
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -22,17 +21,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from lightning.pytorch import Trainer, seed_everything
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import TensorBoardLogger
 from tqdm.auto import tqdm
 
 from anaus_pl import atomic
-from anaus_pl.checkpoints import load_checkpoint
 from anaus_pl.data.datamodules.finetune import FoldDataModule, LoadedTask
 from anaus_pl.data.layouts import get_layout
 from anaus_pl.data.layouts.base import Layout, SampleRef
 from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig
 from anaus_pl.evaluation.folds import inner_split, make_folds, restrict_official, save_folds, subsample
+from anaus_pl.evaluation.selection import BestWeights
 from anaus_pl.models.downstream import BackboneSpec, StagedEncoder, build_init
 from anaus_pl.models.inits import init_label
 from anaus_pl.models.probes import extract_features
@@ -173,16 +172,7 @@ def run_finetune(
         compile=config.compile,
     )
     label = init_label(init)
-    checkpoints = out_dir / "checkpoints" / task.name / label / f"r{repeat}_fold{k}"
-    selector = ModelCheckpoint(
-        dirpath=checkpoints,
-        filename="best",
-        monitor=module.monitor,
-        mode="max",
-        save_top_k=1,
-        save_weights_only=True,
-        enable_version_counter=False,
-    )
+    selector = BestWeights(module.monitor)
     callbacks = [selector]
     if task.patience is not None:
         callbacks.append(EarlyStopping(monitor=module.monitor, mode="max", patience=task.patience))
@@ -199,17 +189,17 @@ def run_finetune(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=1,
-        enable_checkpointing=True,
+        enable_checkpointing=False,
     )
     trainer.fit(module, datamodule)
-    trainer.test(module, datamodule, ckpt_path="best", verbose=False)
+    selector.restore(module)
+    trainer.test(module, datamodule, verbose=False)
     record = _record(config, task, "finetune", init, repeat, k, seed, parts)
     record.update(
-        best_epoch=_best_epoch(selector),
-        best_val=float(selector.best_model_score or float("nan")),
+        best_epoch=selector.best_epoch,
+        best_val=selector.best_score,
         epochs_run=trainer.current_epoch,
     )
-    shutil.rmtree(checkpoints, ignore_errors=True)
     return record, torch.cat(module.test_outputs["prediction"]), torch.cat(module.test_outputs["index"]).numpy()
 
 
@@ -297,13 +287,6 @@ def run_unit(
     return record
 
 
-def _best_epoch(selector: ModelCheckpoint) -> int | None:
-    if not selector.best_model_path:
-        return None
-    checkpoint = load_checkpoint(selector.best_model_path, "finetune")
-    return int(checkpoint.get("epoch", -1))
-
-
 def write_json(path: Path, payload: dict) -> None:
     """Write JSON atomically (a killed run never leaves a half-written result)."""
     atomic.write_json(path, payload, indent=1)
@@ -383,5 +366,4 @@ def evaluate(config: EvaluateConfig) -> Path | None:
             config.only_folds,
         )
         return None
-    shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
     return build_report(out_dir, config)
