@@ -9,21 +9,12 @@ from typing import Any
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 
+from anaus_pl.logs import configure_logging
 from anaus_pl.requeue import RequeueAtStepBoundary, SLURMStepRequeue
 from anaus_pl.run_name import RunName, fill_run
 from anaus_pl.tasks.annotate_writer import StoreOptions
 
 log = logging.getLogger("anaus_pl")
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Send ``anaus_pl`` log records to the console once per process."""
-    logger = logging.getLogger("anaus_pl")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(level)
 
 
 class AnausTrainer(Trainer):

@@ -53,7 +53,7 @@ def test_same_region_ids_reach_both_views_and_both_networks(
         seen.append((fractions.shape[0], ids.clone()))
         return original(fractions, ids)
 
-    monkeypatch.setattr("anaus_pl.tasks.pretrain.region_weights", spy)
+    monkeypatch.setattr("anaus_pl.models.region_embedder.region_weights", spy)
     out = task.compute_losses(batch)
     b = batch["view1"].shape[0]
     # views: online then target, each over [view1; view2] for 2 scales; core: online then target, 2 scales

@@ -27,15 +27,15 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from tqdm.auto import tqdm
 
 from anaus_pl import atomic
-from anaus_pl.checkpoints import load_checkpoint
 from anaus_pl.data.datamodules.finetune import FoldDataModule, LoadedTask
+from anaus_pl.data.folds import inner_split, make_folds, restrict_official, save_folds, subsample
 from anaus_pl.data.layouts import get_layout
 from anaus_pl.data.layouts.base import Layout, SampleRef
 from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig
-from anaus_pl.evaluation.folds import inner_split, make_folds, restrict_official, save_folds, subsample
 from anaus_pl.models.downstream import BackboneSpec, StagedEncoder, build_init, init_label
 from anaus_pl.models.probes import extract_features
 from anaus_pl.tasks.finetune import FinetuneModule
+from anaus_pl.tasks.stage_checkpoints import load_stage_checkpoint
 
 log = logging.getLogger("anaus_pl.evaluate")
 
@@ -299,7 +299,7 @@ def run_unit(
 def _best_epoch(selector: ModelCheckpoint) -> int | None:
     if not selector.best_model_path:
         return None
-    checkpoint = load_checkpoint(selector.best_model_path, "finetune")
+    checkpoint = load_stage_checkpoint(selector.best_model_path, "finetune")
     return int(checkpoint.get("epoch", -1))
 
 

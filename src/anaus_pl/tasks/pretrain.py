@@ -37,34 +37,34 @@ from anaus_pl.losses.byol import byol_loss
 from anaus_pl.losses.core_region import CoreLossKind, core_region_loss
 from anaus_pl.models.compile import compile_modules
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
-from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, EncoderMeta, save_encoder
+from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, EncoderMeta, build_backbone, save_encoder
 from anaus_pl.models.heads import ScaleHeads
-from anaus_pl.models.regions import (
-    Weighting,
-    distinct_per_row,
-    region_areas,
-    region_fractions,
-    region_weights,
-    sample_region_ids,
-)
+from anaus_pl.models.region_embedder import RegionEmbedder, Regions
+from anaus_pl.models.regions import Weighting, distinct_per_row, region_areas, region_fractions, sample_region_ids
 from anaus_pl.randomness import run_seed, step_generator
 from anaus_pl.tasks.probe_monitor import monitor_values
+from anaus_pl.tasks.stage_checkpoints import load_stage_checkpoint
 
 log = logging.getLogger(__name__)
-Regions = dict[str, tuple[torch.Tensor, torch.Tensor]]  # scale -> (fractions (B, R, s, s), ids (B, K))
 Slots = dict[str, tuple[torch.Tensor, torch.Tensor]]  # scale -> (ids (B, K), valid (B, K))
 
 
-class RegionEmbedder(nn.Module):
-    """Encoder + FPN + per-scale projector: images and regions -> ``{scale: (B, K, D)}``."""
+BACKBONE_PREFIX = "online.encoder.backbone."  # the exported backbone's keys in the task's state dict
 
-    def __init__(self, encoder: MultiScaleEncoder, projectors: ScaleHeads) -> None:
-        super().__init__()
-        self.encoder, self.projectors = encoder, projectors
 
-    def forward(self, images: torch.Tensor, regions: Regions) -> dict[str, torch.Tensor]:
-        pooled = self.encoder.pooled(images, {s: region_weights(*regions[s]) for s in regions})
-        return {s: self.projectors(s, pooled[s]) for s in regions}
+def checkpoint_encoder(path: str | Path) -> tuple[nn.Module, EncoderMeta]:
+    """The online backbone of a pretrain checkpoint (weights loaded strictly) and its ``encoder.json`` content.
+
+    Only the backbone is built: no task, no FPN, heads or target network.
+    """
+    checkpoint = load_stage_checkpoint(path, "pretrain")
+    meta = EncoderMeta(**{**checkpoint["encoder_meta"], "source_checkpoint": str(path)})
+    backbone = build_backbone(meta.arch, meta.library)
+    state = {
+        k.removeprefix(BACKBONE_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(BACKBONE_PREFIX)
+    }
+    backbone.load_state_dict(state, strict=True)
+    return backbone, meta
 
 
 def cosine_momentum(step: int, total_steps: int, base: float) -> float:
