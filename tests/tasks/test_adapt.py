@@ -19,9 +19,9 @@ from synthetic_layout import make_scene
 from anaus_pl.data.datamodules.adapt import AdaptDataModule, PairAugment, PairSource, split_by_patient
 from anaus_pl.data.layouts import SampleRef
 from anaus_pl.data.letterbox import letterbox
-from anaus_pl.models.lpsam import LPSAMConfig, load_lpsam
+from anaus_pl.models.lpsam import LPSAMConfig
 from anaus_pl.models.prompt_sampling import sample_prompts
-from anaus_pl.tasks.adapt import AdaptTask, cosine_factor
+from anaus_pl.tasks.adapt import AdaptTask, cosine_factor, load_lpsam
 
 SIZE = 64
 TINY = dict(

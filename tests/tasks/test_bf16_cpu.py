@@ -20,7 +20,8 @@ from test_pretrain import TINY as PRETRAIN_TINY
 from test_pretrain import _datamodule as pretrain_data
 
 from anaus_pl.data.anatomy_store import AnatomyStore
-from anaus_pl.models.lpsam import LPSAMConfig, build_lpsam, load_lpsam
+from anaus_pl.models.lpsam import LPSAMConfig, build_lpsam
+from anaus_pl.tasks.adapt import load_lpsam
 from anaus_pl.tasks.annotate import AnnotateTask
 from anaus_pl.tasks.pretrain import PretrainTask
 from conftest import run_annotate, synthetic_frame, write_config
@@ -97,7 +98,7 @@ def test_annotate_bf16_autocast_on_cpu_matches_fp32(tmp_path: Path) -> None:
     frames = torch.from_numpy(np.stack([synthetic_frame(64, 64, k, seed=k) for k in range(3)]))
     outputs = {}
     for mode in ("off", "bf16", "auto"):
-        task = AnnotateTask(str(checkpoint), autocast=mode, predictor_loader="anaus_pl.models.lpsam:load_lpsam")
+        task = AnnotateTask(str(checkpoint), autocast=mode, predictor_loader="anaus_pl.tasks.adapt:load_lpsam")
         task.setup("predict")
         outputs[mode] = task(frames)
     assert AnnotateTask(str(checkpoint), autocast="auto").autocast_dtype() is None  # CPU
@@ -116,7 +117,7 @@ def test_annotate_command_writes_the_store_under_bf16_autocast(annotate_inputs: 
         annotate_inputs,
         store_path,
         _lpsam_checkpoint(tmp_path / "last.ckpt"),
-        loader="anaus_pl.models.lpsam:load_lpsam",
+        loader="anaus_pl.tasks.adapt:load_lpsam",
     )
     config = yaml.safe_load(config_path.read_text())
     config["model"]["init_args"]["autocast"] = "bf16"

@@ -26,6 +26,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 import torch
 from lightning.pytorch import LightningModule
@@ -38,6 +39,7 @@ from anaus_pl.models.lpsam import LPSAM, LPSAMConfig, build_lpsam, count_paramet
 from anaus_pl.models.prompt_sampling import sample_prompts
 from anaus_pl.randomness import run_seed, step_generator
 from anaus_pl.tasks.overlays import comparison_grid, prediction_labels
+from anaus_pl.tasks.stage_checkpoints import load_stage_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -288,3 +290,16 @@ class AdaptTask(LightningModule):
         truth = batch["label"][:count].cpu()
         predicted = prediction_labels(logits[:count].float().sigmoid().cpu())
         experiment.add_image("val/truth_vs_prediction", comparison_grid(images, truth, predicted), self.global_step)
+
+
+def load_lpsam(checkpoint_path: str | Path, map_location: str | torch.device = "cpu") -> LPSAM:
+    """Rebuild an adapted LP-SAM from an adapt-stage checkpoint alone (eval mode; the annotate stage's predictor).
+
+    :class:`AdaptTask` keeps the model's :class:`LPSAMConfig` as the ``model`` hyper-parameter and the
+    weights under ``model.``; the SAM file is not read again.
+    """
+    checkpoint = load_stage_checkpoint(checkpoint_path, "adapt", map_location)
+    model = build_lpsam(LPSAMConfig(**checkpoint["hyper_parameters"]["model"]), load_weights=False)
+    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state, strict=True)
+    return model.to(map_location).eval()

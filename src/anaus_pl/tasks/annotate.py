@@ -24,7 +24,7 @@ from anaus_pl.checkpoints import check_checkpoint
 from anaus_pl.data.vocabulary import AnatomyVocabulary
 from anaus_pl.models.postprocess import PostProcess, label_maps
 
-DEFAULT_LOADER = "anaus_pl.models.lpsam:load_lpsam"
+DEFAULT_LOADER = "anaus_pl.tasks.adapt:load_lpsam"
 
 
 @dataclass

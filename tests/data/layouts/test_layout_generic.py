@@ -17,8 +17,8 @@ from anaus_pl.data.layouts._generic import mask_encoding
 from anaus_pl.data.layouts.cli import main as datasets_main
 from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig
 from anaus_pl.evaluation.runner import evaluate, folds_path, result_path
-from anaus_pl.models.lpsam import LPSAMConfig, load_lpsam
-from anaus_pl.tasks.adapt import AdaptTask
+from anaus_pl.models.lpsam import LPSAMConfig
+from anaus_pl.tasks.adapt import AdaptTask, load_lpsam
 
 
 def _scan(seed: int, size: int = 40) -> tuple[np.ndarray, np.ndarray]:
