@@ -44,6 +44,7 @@ def _data(root: Path, batch_size: int = 8) -> AdaptDataModule:
 def _task(**overrides) -> AdaptTask:
     options = dict(
         model=LPSAMConfig(**TINY),
+        classes=["cyst", "plaque"],  # the synthetic pairs' vocabulary (LightningCLI links data.classes)
         adapter_epochs=2,
         adapter_trainable=("image_encoder", "adapters", "prompt_encoder", "mask_decoder"),
         adapter_lr=3e-3,

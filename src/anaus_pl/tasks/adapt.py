@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -62,11 +62,18 @@ def cosine_factor(step: int, length: int, warmup: int) -> float:
 
 
 class AdaptTask(LightningModule):
-    """Adapts LP-SAM (adapter phase, then prompt phase); the checkpoint rebuilds the model alone."""
+    """Adapts LP-SAM (adapter phase, then prompt phase); the checkpoint rebuilds the model alone.
+
+    Args:
+        model: the LP-SAM to build (its ``image_size`` is the data's letterbox size: LightningCLI links it).
+        classes: the data's vocabulary, in order (LightningCLI links ``data.classes``); ``model.classes``
+            may be left empty, else it must equal them.
+    """
 
     def __init__(
         self,
-        model: LPSAMConfig | None = None,
+        model: LPSAMConfig,
+        classes: Sequence[str],
         adapter_epochs: int = 1,
         adapter_trainable: Sequence[str] = ("adapters",),
         prompt_trainable: Sequence[str] = ("prompt_engine", "mask_decoder"),
@@ -81,14 +88,20 @@ class AdaptTask(LightningModule):
         adapter_iou_loss: bool = False,
     ) -> None:
         super().__init__()
-        config = model if isinstance(model, LPSAMConfig) else LPSAMConfig(**(model or {}))
+        config = model if isinstance(model, LPSAMConfig) else LPSAMConfig(**model)
+        if config.classes and list(config.classes) != list(classes):
+            raise ValueError(
+                f"model.classes {list(config.classes)} differ from the data's vocabulary {list(classes)}; "
+                "remove model.classes or make them match"
+            )
+        config = replace(config, classes=list(classes))
         for name, parts in (("adapter_trainable", adapter_trainable), ("prompt_trainable", prompt_trainable)):
             unknown = sorted(set(parts) - set(PARTS))
             if unknown:
                 raise ValueError(f"{name}: unknown parts {unknown}; choose from {list(PARTS)}")
         if adapter_epochs < 0:
             raise ValueError(f"adapter_epochs must be >= 0, got {adapter_epochs}")
-        self.save_hyperparameters(ignore=["model"])
+        self.save_hyperparameters(ignore=["model", "classes"])
         self.hparams["model"] = asdict(config)
         self.config = config
         self.trainable = {"adapter": set(adapter_trainable), "prompt": set(prompt_trainable)}
@@ -98,19 +111,6 @@ class AdaptTask(LightningModule):
     @property
     def phase(self) -> str:
         return "adapter" if self.current_epoch < self.hparams.adapter_epochs else "prompt"
-
-    def setup(self, stage: str) -> None:
-        vocabulary = getattr(getattr(self.trainer, "datamodule", None), "vocabulary", None)
-        if vocabulary is None:
-            return
-        if not self.config.classes:
-            self.config.classes = list(vocabulary.names)
-        elif list(self.config.classes) != list(vocabulary.names):
-            raise ValueError(
-                f"model.classes {list(self.config.classes)} differ from the data's vocabulary "
-                f"{list(vocabulary.names)}; remove model.classes or make them match"
-            )
-        self.hparams["model"] = asdict(self.config)
 
     def configure_model(self) -> None:
         if self.model is not None:

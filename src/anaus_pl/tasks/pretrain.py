@@ -85,6 +85,11 @@ class PretrainTask(LightningModule):
     """ANAUS pre-training.
 
     Args:
+        batch_size: images per device per step (the data module's; LightningCLI links ``data.batch_size``).
+        image_size: side of the views in pixels (LightningCLI links ``data.views.image_size``); written to
+            ``encoder.json`` as the encoder's input size.
+        classes: names of the region ids 1..n (LightningCLI links ``data.classes``: the store's classes,
+            none for grid or no masks); written to ``encoder.json``.
         arch, library: backbone (torchvision ``resnet18/50/101/152`` or a timm CNN).
         scales: feature levels used (``c5`` and FPN ``p5..p2``); the paper's are ``c5, p4, p3, p2``.
         fpn_channels: FPN width.
@@ -118,6 +123,9 @@ class PretrainTask(LightningModule):
 
     def __init__(
         self,
+        batch_size: int,
+        image_size: int,
+        classes: Sequence[str],
         arch: str = "resnet18",
         library: Literal["torchvision", "timm"] = "torchvision",
         scales: Sequence[str] = ("c5", "p4", "p3", "p2"),
@@ -158,6 +166,9 @@ class PretrainTask(LightningModule):
             raise ValueError(f"model.alignment_loss must be 'infonce' or 'byol', got {alignment_loss!r}")
         if optimizer not in ("lars", "adamw"):
             raise ValueError(f"model.optimizer must be 'lars' or 'adamw', got {optimizer!r}")
+        if batch_size < 1:
+            raise ValueError(f"model.batch_size must be at least 1, got {batch_size}")
+        scale_sizes(scales, image_size)  # every scale's grid fits the views (a multiple of 32)
         self.scales = list(scales)
         self.corruption = corruption or CorruptionConfig()
         encoder = MultiScaleEncoder(arch, library, self.scales, fpn_channels)
@@ -282,7 +293,18 @@ class PretrainTask(LightningModule):
         out["loss"] = total
         return out
 
+    def check_batch(self, batch: dict[str, torch.Tensor]) -> None:
+        """Fail when the data's batches are not those the task was built for (learning rate scaling, export)."""
+        b, size = batch["view1"].shape[0], batch["view1"].shape[-1]
+        if (b, size) != (self.hparams.batch_size, self.hparams.image_size):
+            raise ValueError(
+                f"the data gives batches of {b} views of {size} px, but the task was built for model.batch_size "
+                f"{self.hparams.batch_size} and model.image_size {self.hparams.image_size}: give the task the data "
+                "module's batch_size and views.image_size (LightningCLI links them; do not set them under model)"
+            )
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self.check_batch(batch)
         out = self.compute_losses(batch, self.step_generator(batch_idx))
         b = batch["view1"].shape[0]
         scalars = {f"train/{k}": v for k, v in out.items() if v.ndim == 0}
@@ -315,11 +337,7 @@ class PretrainTask(LightningModule):
 
     # --------------------------------------------------------------- optimiser
     def global_batch_size(self) -> int:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        per_device = getattr(datamodule, "batch_size", None)
-        if per_device is None:
-            raise ValueError("the datamodule has no batch_size; the LR scaling needs it")
-        return int(per_device) * self.trainer.world_size * self.trainer.accumulate_grad_batches
+        return self.hparams.batch_size * self.trainer.world_size * self.trainer.accumulate_grad_batches
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
@@ -345,16 +363,14 @@ class PretrainTask(LightningModule):
 
     # ------------------------------------------------------------------ export
     def encoder_meta(self, source_checkpoint: str = "") -> EncoderMeta:
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
-        views = getattr(datamodule, "views", None)
         planned = self._trainer.estimated_stepping_batches if self._trainer else None
         return EncoderMeta(
             arch=self.hparams.arch,
             library=self.hparams.library,
-            input_size=int(getattr(views, "image_size", 224)),
+            input_size=self.hparams.image_size,
             mean=tuple(self.hparams.mean),
             std=tuple(self.hparams.std),
-            classes=list(getattr(datamodule, "classes", []) or []),
+            classes=list(self.hparams.classes),
             source_checkpoint=source_checkpoint,
             steps_done=self._trainer.global_step if self._trainer else None,
             steps_planned=int(planned) if planned is not None and math.isfinite(planned) else None,
@@ -377,7 +393,7 @@ class PretrainTask(LightningModule):
         return path
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep what ``encoder.json`` needs (input size, classes) so ``anaus-pl export`` needs no datamodule."""
+        """Keep what ``encoder.json`` needs (with the run's steps) so ``anaus-pl export`` needs no task."""
         checkpoint["encoder_meta"] = asdict(self.encoder_meta())
 
     def export_dir(self) -> str:

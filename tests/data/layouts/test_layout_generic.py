@@ -162,6 +162,7 @@ def test_adapt_fits_a_few_steps_on_a_folder_tree(seg_tree: Path, tmp_path: Path)
         model=LPSAMConfig(
             encoder="vit_micro", image_size=32, pretrained=False, cnn_branch=False, prompt_mlp_dim=32, prompt_rounds=1
         ),
+        classes=data.classes,
         adapter_epochs=1,
         overlay_images=0,
     )

@@ -156,7 +156,7 @@ class AdaptDataModule(LightningDataModule):
     def __init__(
         self,
         sources: list[PairSource],
-        image_size: int = 256,
+        image_size: int,
         batch_size: int = 8,
         num_workers: int = 0,
         val_fraction: float = 0.15,
@@ -187,6 +187,11 @@ class AdaptDataModule(LightningDataModule):
                 )
         self.train_set: PairDataset | None = None
         self.val_set: PairDataset | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        """The vocabulary's class names, in order (the model's output channels)."""
+        return list(self.vocabulary.names)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
