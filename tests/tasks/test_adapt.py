@@ -153,7 +153,7 @@ def test_cosine_schedule_warms_up_and_decays() -> None:
 
 def test_unknown_trainable_part_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown parts"):
-        AdaptTask(model=LPSAMConfig(**TINY), prompt_trainable=("decoder",))
+        AdaptTask(model=LPSAMConfig(**TINY), classes=["cyst", "plaque"], prompt_trainable=("decoder",))
 
 
 DDP_SCRIPT = """
@@ -167,7 +167,7 @@ from anaus_pl.tasks.adapt import AdaptTask
 seed_everything(0)
 data = AdaptDataModule([PairSource("synthetic_pairs", sys.argv[1], limit=16)], image_size=64, batch_size=4,
                        augment=PairAugment(p=0.0))
-task = AdaptTask(model=LPSAMConfig(**{tiny}), adapter_epochs=1)
+task = AdaptTask(model=LPSAMConfig(**{tiny}), classes=data.classes, adapter_epochs=1)
 trainer = Trainer(max_epochs=2, accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true",
                   logger=False, enable_checkpointing=False, enable_progress_bar=False)
 trainer.fit(task, datamodule=data)
