@@ -95,7 +95,7 @@ def main() -> int:
     for preset in PRESETS if not args.stub or given else ():
         path = Path(given.get(preset, ROOT / "runs" / "adapt" / preset / "checkpoints" / "last.ckpt"))
         if path.is_file():
-            targets.append((preset, str(path), "anaus_pl.models.lpsam:load_lpsam"))
+            targets.append((preset, str(path), "anaus_pl.tasks.adapt:load_lpsam"))
         else:
             print(
                 f"skip {preset}: no LP-SAM checkpoint at {path} (train it with the adapt stage or pass --checkpoint {preset}=PATH)"

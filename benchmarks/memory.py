@@ -45,7 +45,7 @@ import numpy as np
 from _common import ROOT, BenchmarkRun, add_common_args
 
 STUB_LOADER = "stub_lpsam:load_stub"
-LPSAM_LOADER = "anaus_pl.models.lpsam:load_lpsam"
+LPSAM_LOADER = "anaus_pl.tasks.adapt:load_lpsam"
 
 
 def write_pool(folder: Path, count: int, height: int, width: int, seed: int) -> list[Path]:

@@ -214,7 +214,13 @@ def run_mode(mode: str, precision: str, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     device = resolve_device(args.device)
     task = PretrainTask(
-        arch=args.arch, regions_per_view=args.k, log_images_every_n_steps=0, compile=args.compile and mode == "ours"
+        batch_size=args.batch,
+        image_size=args.image_size,
+        classes=[],
+        arch=args.arch,
+        regions_per_view=args.k,
+        log_images_every_n_steps=0,
+        compile=args.compile and mode == "ours",
     ).to(device)
     optimizer = torch.optim.SGD([p for p in task.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
     batch = synthetic_batch(args.batch, args.image_size, device)

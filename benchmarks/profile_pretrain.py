@@ -65,7 +65,13 @@ def main() -> None:
     torch.manual_seed(0)
     for owner, name, text in PARTS:
         label(owner, name, text)
-    task = pretrain.PretrainTask(regions_per_view=args.k, log_images_every_n_steps=0)
+    task = pretrain.PretrainTask(
+        batch_size=args.batch,
+        image_size=args.image_size,
+        classes=[],
+        regions_per_view=args.k,
+        log_images_every_n_steps=0,
+    )
     optimizer = torch.optim.SGD([p for p in task.parameters() if p.requires_grad], lr=1e-3, momentum=0.9)
     batch = synthetic_batch(args.batch, args.image_size, torch.device("cpu"))
     floor = BackboneFloor("resnet18", torch.device("cpu"), True, False)

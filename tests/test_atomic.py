@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from anaus_pl import atomic
-from anaus_pl.evaluation.folds import save_folds
+from anaus_pl.data.folds import save_folds
 from anaus_pl.models.export import EncoderMeta, build_backbone, save_encoder
 
 

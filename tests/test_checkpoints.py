@@ -13,6 +13,7 @@ import torch
 from anaus_pl.checkpoints import CheckpointError, check_checkpoint, load_checkpoint
 from anaus_pl.cli import main
 from anaus_pl.data.corruption import CorruptionConfig
+from anaus_pl.tasks.stage_checkpoints import load_stage_checkpoint
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -46,7 +47,7 @@ def test_a_crafted_checkpoint_does_not_run_code(tmp_path):
     marker = tmp_path / "pwned"
     evil = pretrain_like(tmp_path / "evil.ckpt", payload=RunsCode(marker))
     with pytest.raises(CheckpointError, match=r"evil\.ckpt: holds a Python object \(posix\.system\)") as caught:
-        load_checkpoint(evil, "pretrain")
+        load_stage_checkpoint(evil, "pretrain")
     assert not marker.exists() and "weights_only" not in str(caught.value)
 
 
@@ -68,9 +69,19 @@ def test_export_of_a_crafted_checkpoint_does_not_run_code_and_says_so_in_one_lin
 
 
 def test_config_dataclasses_and_plain_types_load(tmp_path):
-    checkpoint = load_checkpoint(pretrain_like(tmp_path / "ok.ckpt"), "pretrain")
+    checkpoint = load_stage_checkpoint(pretrain_like(tmp_path / "ok.ckpt"), "pretrain")
     assert checkpoint["hyper_parameters"]["corruption"] == CorruptionConfig() and checkpoint["epoch"] == 3
     assert torch.equal(checkpoint["state_dict"]["w"], torch.ones(2))
+
+
+def test_config_dataclasses_load_only_where_the_reader_names_them(tmp_path):
+    path = pretrain_like(tmp_path / "ok.ckpt")
+    with pytest.raises(
+        CheckpointError, match=r"holds a Python object \(anaus_pl\.data\.corruption\.CorruptionConfig\)"
+    ):
+        load_checkpoint(path, "pretrain")
+    checkpoint = load_checkpoint(path, "pretrain", config_classes=[CorruptionConfig])
+    assert checkpoint["hyper_parameters"]["corruption"] == CorruptionConfig()
 
 
 def garbage(path: Path) -> None:
@@ -118,7 +129,7 @@ def test_the_checkpoint_of_another_stage_is_named(tmp_path):
         r"expected an adapt-stage LP-SAM checkpoint: "
         r"point to runs/adapt/",
     ):
-        load_checkpoint(path, "adapt")
+        load_stage_checkpoint(path, "adapt")
     torch.save({"image_encoder.w": torch.ones(1)}, tmp_path / "sam.pth")
     with pytest.raises(CheckpointError, match=r"this is a plain state dict .* expected a pretrain-stage checkpoint"):
         load_checkpoint(tmp_path / "sam.pth", "pretrain")

@@ -82,7 +82,6 @@ def _adapt_override(world: Path) -> str:
                             "options": {"anatomy": {100: "disc", 200: "bar"}, "group_pattern": r"^(p\d+)_"},
                         }
                     ],
-                    "image_size": 32,
                     "batch_size": 4,
                     "num_workers": 0,
                 },

@@ -3,9 +3,10 @@
 Every ``torch.load`` in anaus-pl goes through :func:`load_checkpoint`, which
 always passes ``weights_only=True``: tensors, numbers, strings and plain
 containers are rebuilt, and besides them only the configuration dataclasses
-of :data:`CONFIG_CLASSES` (plain fields, no custom unpickling), which
-Lightning stores in a stage's hyper-parameters. Anything else in the file
-(a crafted ``__reduce__``, a foreign class) is refused before it runs.
+the caller names (plain fields, no custom unpickling): the stage that writes a
+checkpoint knows which ones Lightning stores in its hyper-parameters, and its
+reader passes them. Anything else in the file (a crafted ``__reduce__``, a
+foreign class) is refused before it runs.
 
 Failures name the file, what was expected and the fix: a missing, empty,
 HTML (a saved download page), truncated or garbage file, a file holding
@@ -17,7 +18,7 @@ from __future__ import annotations
 import pickle
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,16 +74,6 @@ EXPECTED: dict[str, Expected] = {
 }
 
 _HTML_MARKERS = (b"<!doctype", b"<html", b"<head", b"<?xml", b"<body")
-
-
-def _config_classes() -> list[type]:
-    """The configuration dataclasses a stage stores in its hyper-parameters (plain fields only)."""
-    from anaus_pl.data.corruption import CorruptionConfig
-    from anaus_pl.data.views import ViewConfig
-    from anaus_pl.models.lpsam import LPSAMConfig
-    from anaus_pl.models.postprocess import PostProcess
-
-    return [CorruptionConfig, ViewConfig, LPSAMConfig, PostProcess]
 
 
 def _problem(path: Path, head: bytes, error: Exception) -> str:
@@ -146,12 +137,21 @@ def stage_of(checkpoint: Any) -> str:
     return f"a dictionary with keys {sorted(map(str, checkpoint))[:5]}"
 
 
-def load_checkpoint(path: str | Path, stage: str, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)`` checked to be ``stage``'s checkpoint (see :data:`EXPECTED`)."""
+def load_checkpoint(
+    path: str | Path,
+    stage: str,
+    map_location: str | torch.device = "cpu",
+    config_classes: Sequence[type] = (),
+) -> Any:
+    """``torch.load(path, weights_only=True)`` checked to be ``stage``'s checkpoint (see :data:`EXPECTED`).
+
+    ``config_classes``: the plain configuration dataclasses the file may hold besides tensors and
+    plain types (those the writing stage keeps in its hyper-parameters).
+    """
     path, expected = Path(path), EXPECTED[stage]
     head = _read_head(path, expected)
     try:
-        with torch.serialization.safe_globals(_config_classes()):
+        with torch.serialization.safe_globals(list(config_classes)):
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except (
         RuntimeError,

@@ -9,21 +9,12 @@ from typing import Any
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.cli import LightningCLI
 
+from anaus_pl.logs import configure_logging
 from anaus_pl.requeue import RequeueAtStepBoundary, SLURMStepRequeue
 from anaus_pl.run_name import RunName, fill_run
 from anaus_pl.tasks.annotate_writer import StoreOptions
 
 log = logging.getLogger("anaus_pl")
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Send ``anaus_pl`` log records to the console once per process."""
-    logger = logging.getLogger("anaus_pl")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(level)
 
 
 class AnausTrainer(Trainer):
@@ -75,6 +66,8 @@ class AnausTrainer(Trainer):
                 "%s exists: nothing to annotate (--overwrite true replaces it)", store.path
             )
             return {}
+        model.load_predictor()
+        datamodule.use_predictor(model.image_size, model.vocabulary.names)
         writer = AnatomyStoreCallback(store, config=self.resolved_config, overwrite=overwrite)
         self.callbacks.append(writer)
         try:
@@ -107,6 +100,12 @@ class AnausCLI(LightningCLI):
             default="default",
             help="run name: replaces {run} in every config value, so runs/<stage>/{run}/ keeps runs apart",
         )
+        # Values written once in a stage's YAML and handed to the other class (a link whose source or target
+        # the stage's classes do not have is skipped).
+        parser.link_arguments("data.init_args.batch_size", "model.init_args.batch_size")  # pretrain: LR scaling
+        parser.link_arguments("data.init_args.views.init_args.image_size", "model.init_args.image_size")  # pretrain
+        parser.link_arguments("model.init_args.model.image_size", "data.init_args.image_size")  # adapt
+        parser.link_arguments("data.classes", "model.init_args.classes", apply_on="instantiate")  # adapt, pretrain
 
     def before_instantiate_classes(self) -> None:
         """Fill the run name into every ``{run}`` of the configuration (the saved config.yaml holds the paths),

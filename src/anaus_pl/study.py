@@ -485,7 +485,7 @@ def _loss_curve(run_dir: Path, tag: str = "train/loss") -> list[float]:
 
 def _budget_section(study: Study) -> list[str]:
     """What each pretraining run got: optimizer steps, frames seen (its checkpoint) and its loss curve's ends."""
-    from anaus_pl.checkpoints import load_checkpoint
+    from anaus_pl.tasks.stage_checkpoints import load_stage_checkpoint
 
     rows = []
     for steps in (b for b in study.config.budgets if b > 0):
@@ -496,7 +496,7 @@ def _budget_section(study: Study) -> list[str]:
             if not checkpoint.is_file():
                 rows.append(f"| {name} | n/a | n/a | n/a | n/a |")
                 continue
-            state = load_checkpoint(checkpoint, "pretrain")
+            state = load_stage_checkpoint(checkpoint, "pretrain")
             batch = state.get("datamodule_hyper_parameters", {}).get("batch_size")
             done = int(state["global_step"])
             curve = _loss_curve(run_dir)

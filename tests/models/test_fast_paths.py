@@ -17,6 +17,9 @@ SMALL = dict(
     predictor_hidden=32,
     regions_per_view=4,
     log_images_every_n_steps=0,
+    batch_size=2,
+    image_size=64,
+    classes=[],
 )
 
 

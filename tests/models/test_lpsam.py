@@ -12,7 +12,7 @@ from segment_anything import sam_model_registry
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, TwoWayTransformer
 from torch import nn
 
-from anaus_pl.models.lpsam import LPSAM, LPSAMConfig, build_lpsam
+from anaus_pl.models.lpsam import LPSAM, LPSAMConfig, build_lpsam, build_parts
 from anaus_pl.models.sam_checkpoints import CheckpointError, resize_rel_pos
 
 SIZE = 64  # small input keeps ViT-B fast; the weights have the real 1024 px shapes
@@ -164,7 +164,7 @@ def _micro(classes: list[str]) -> LPSAM:
         cnn_width=8,
         prompt_mlp_dim=64,
     )
-    return LPSAM(config)
+    return LPSAM(config, **build_parts(config))
 
 
 def test_outputs_per_image_do_not_depend_on_the_batch() -> None:
@@ -194,3 +194,13 @@ def test_zero_initialised_adapters_are_identity() -> None:
         adapted = model.embed(images)
         plain = model.image_encoder(model.normalize(images))
     torch.testing.assert_close(adapted, plain)
+
+
+def test_lpsam_receives_its_parts_and_refuses_a_prompt_engine_of_other_classes() -> None:
+    config = LPSAMConfig(classes=["a", "b"], encoder="vit_micro", image_size=64, pretrained=False, prompt_mlp_dim=64)
+    parts = build_parts(config)
+    model = LPSAM(config, **parts)
+    assert all(getattr(model, name) is part for name, part in parts.items())
+    other = build_parts(LPSAMConfig(**{**config.__dict__, "classes": ["a", "b", "c"]}))
+    with pytest.raises(ValueError, match="prompt engine has 3 classes, the config 2"):
+        LPSAM(config, **{**parts, "prompt_engine": other["prompt_engine"]})

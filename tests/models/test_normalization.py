@@ -30,7 +30,16 @@ def test_hand_values_and_channel_repeat() -> None:
 
 def test_pretrain_lpsam_and_staged_encoder_give_the_former_tensors() -> None:
     images = torch.rand(2, 1, 32, 32)
-    task = PretrainTask(arch="resnet18", scales=("c5",), channels_last=False, mean=(0.4, 0.5, 0.6), std=(0.2, 0.3, 0.1))
+    task = PretrainTask(
+        batch_size=2,
+        image_size=32,
+        classes=["a"],
+        arch="resnet18",
+        scales=("c5",),
+        channels_last=False,
+        mean=(0.4, 0.5, 0.6),
+        std=(0.2, 0.3, 0.1),
+    )
     former = (images.expand(-1, 3, -1, -1) - torch.tensor((0.4, 0.5, 0.6)).view(1, 3, 1, 1)) / torch.tensor(
         (0.2, 0.3, 0.1)
     ).view(1, 3, 1, 1)

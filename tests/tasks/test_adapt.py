@@ -19,9 +19,9 @@ from synthetic_layout import make_scene
 from anaus_pl.data.datamodules.adapt import AdaptDataModule, PairAugment, PairSource, split_by_patient
 from anaus_pl.data.layouts import SampleRef
 from anaus_pl.data.letterbox import letterbox
-from anaus_pl.models.lpsam import LPSAMConfig, load_lpsam
+from anaus_pl.models.lpsam import LPSAMConfig
 from anaus_pl.models.prompt_sampling import sample_prompts
-from anaus_pl.tasks.adapt import AdaptTask
+from anaus_pl.tasks.adapt import AdaptTask, load_lpsam
 
 SIZE = 64
 TINY = dict(
@@ -44,6 +44,7 @@ def _data(root: Path, batch_size: int = 8) -> AdaptDataModule:
 def _task(**overrides) -> AdaptTask:
     options = dict(
         model=LPSAMConfig(**TINY),
+        classes=["cyst", "plaque"],  # the synthetic pairs' vocabulary (LightningCLI links data.classes)
         adapter_epochs=2,
         adapter_trainable=("image_encoder", "adapters", "prompt_encoder", "mask_decoder"),
         adapter_lr=3e-3,
@@ -146,7 +147,7 @@ def test_prompts_lie_on_the_structure() -> None:
 
 def test_unknown_trainable_part_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown parts"):
-        AdaptTask(model=LPSAMConfig(**TINY), prompt_trainable=("decoder",))
+        AdaptTask(model=LPSAMConfig(**TINY), classes=["cyst", "plaque"], prompt_trainable=("decoder",))
 
 
 DDP_SCRIPT = """
@@ -160,7 +161,7 @@ from anaus_pl.tasks.adapt import AdaptTask
 seed_everything(0)
 data = AdaptDataModule([PairSource("synthetic_pairs", sys.argv[1], limit=16)], image_size=64, batch_size=4,
                        augment=PairAugment(p=0.0))
-task = AdaptTask(model=LPSAMConfig(**{tiny}), adapter_epochs=1)
+task = AdaptTask(model=LPSAMConfig(**{tiny}), classes=data.classes, adapter_epochs=1)
 trainer = Trainer(max_epochs=2, accelerator="cpu", devices=2, strategy="ddp_find_unused_parameters_true",
                   logger=False, enable_checkpointing=False, enable_progress_bar=False)
 trainer.fit(task, datamodule=data)

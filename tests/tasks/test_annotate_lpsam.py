@@ -7,7 +7,8 @@ from dataclasses import asdict
 import torch
 
 from anaus_pl.data.anatomy_store import AnatomyStore
-from anaus_pl.models.lpsam import LPSAMConfig, build_lpsam, load_lpsam
+from anaus_pl.models.lpsam import LPSAMConfig, build_lpsam
+from anaus_pl.tasks.adapt import load_lpsam
 from conftest import run_annotate, write_config
 
 
@@ -25,7 +26,7 @@ def test_annotate_with_an_lpsam_checkpoint(annotate_inputs, tmp_path):
     store_path = tmp_path / "anatomy.h5"
     run_annotate(
         write_config(
-            tmp_path / "cfg.yaml", annotate_inputs, store_path, checkpoint, loader="anaus_pl.models.lpsam:load_lpsam"
+            tmp_path / "cfg.yaml", annotate_inputs, store_path, checkpoint, loader="anaus_pl.tasks.adapt:load_lpsam"
         )
     )
     store = AnatomyStore(store_path)

@@ -195,7 +195,7 @@ def test_missing_input_and_bad_checkpoint_fail_before_the_model_loads_in_one_lin
     assert annotate(config) == 1
     assert f"annotate input {tmp_path / 'missing'} does not exist" in error_line(capsys)
     config = write_config(
-        tmp_path / "cfg.yaml", annotate_inputs, tmp_path / "anatomy.h5", html, loader="anaus_pl.models.lpsam:load_lpsam"
+        tmp_path / "cfg.yaml", annotate_inputs, tmp_path / "anatomy.h5", html, loader="anaus_pl.tasks.adapt:load_lpsam"
     )
     assert annotate(config) == 1
     message = error_line(capsys)

@@ -18,9 +18,11 @@ from test_adapt import _data as adapt_data
 from test_adapt import _task as adapt_task
 from test_pretrain import TINY as PRETRAIN_TINY
 from test_pretrain import _datamodule as pretrain_data
+from test_pretrain import linked
 
 from anaus_pl.data.anatomy_store import AnatomyStore
-from anaus_pl.models.lpsam import LPSAMConfig, build_lpsam, load_lpsam
+from anaus_pl.models.lpsam import LPSAMConfig, build_lpsam
+from anaus_pl.tasks.adapt import load_lpsam
 from anaus_pl.tasks.annotate import AnnotateTask
 from anaus_pl.tasks.pretrain import PretrainTask
 from conftest import run_annotate, synthetic_frame, write_config
@@ -69,10 +71,15 @@ def test_adapt_fits_in_bf16_mixed_and_its_checkpoint_loads(tmp_path: Path) -> No
 
 def test_pretrain_fits_in_bf16_mixed_and_exports(synthetic_store: Path, tmp_path: Path) -> None:
     seed_everything(0)
+    data = pretrain_data(synthetic_store, batch_size=4, image_size=32)
     task = PretrainTask(
-        **PRETRAIN_TINY, optimizer="adamw", base_lr=1e-3, scale_lr=False, export_dir=str(tmp_path / "export")
+        **{**PRETRAIN_TINY, **linked(data)},
+        optimizer="adamw",
+        base_lr=1e-3,
+        scale_lr=False,
+        export_dir=str(tmp_path / "export"),
     )
-    _fit(task, pretrain_data(synthetic_store, batch_size=4, image_size=32), tmp_path)
+    _fit(task, data, tmp_path)
     state = torch.load(tmp_path / "export" / "encoder.pt", weights_only=True)
     assert state["conv1.weight"].dtype == torch.float32 and torch.isfinite(state["conv1.weight"]).all()
 
@@ -97,7 +104,7 @@ def test_annotate_bf16_autocast_on_cpu_matches_fp32(tmp_path: Path) -> None:
     frames = torch.from_numpy(np.stack([synthetic_frame(64, 64, k, seed=k) for k in range(3)]))
     outputs = {}
     for mode in ("off", "bf16", "auto"):
-        task = AnnotateTask(str(checkpoint), autocast=mode, predictor_loader="anaus_pl.models.lpsam:load_lpsam")
+        task = AnnotateTask(str(checkpoint), autocast=mode, predictor_loader="anaus_pl.tasks.adapt:load_lpsam")
         task.setup("predict")
         outputs[mode] = task(frames)
     assert AnnotateTask(str(checkpoint), autocast="auto").autocast_dtype() is None  # CPU
@@ -116,7 +123,7 @@ def test_annotate_command_writes_the_store_under_bf16_autocast(annotate_inputs: 
         annotate_inputs,
         store_path,
         _lpsam_checkpoint(tmp_path / "last.ckpt"),
-        loader="anaus_pl.models.lpsam:load_lpsam",
+        loader="anaus_pl.tasks.adapt:load_lpsam",
     )
     config = yaml.safe_load(config_path.read_text())
     config["model"]["init_args"]["autocast"] = "bf16"
@@ -130,8 +137,13 @@ def test_annotate_command_writes_the_store_under_bf16_autocast(annotate_inputs: 
 def test_autocast_is_active_inside_the_training_step(synthetic_store: Path, tmp_path: Path) -> None:
     """The loss the pretrain step returns is fp32 although its convolutions ran in bf16."""
     seed_everything(0)
+    data = pretrain_data(synthetic_store, batch_size=4, image_size=32)
     task = PretrainTask(
-        **PRETRAIN_TINY, optimizer="adamw", base_lr=1e-3, scale_lr=False, export_dir=str(tmp_path / "export")
+        **{**PRETRAIN_TINY, **linked(data)},
+        optimizer="adamw",
+        base_lr=1e-3,
+        scale_lr=False,
+        export_dir=str(tmp_path / "export"),
     )
     conv_outputs: list[torch.dtype] = []
     task.online.encoder.backbone.conv1.register_forward_hook(
@@ -147,5 +159,5 @@ def test_autocast_is_active_inside_the_training_step(synthetic_store: Path, tmp_
 
     task.compute_losses = spy  # type: ignore[method-assign]
     trainer = Trainer(default_root_dir=tmp_path, **{**BF16_TRAINER, "max_steps": 1})
-    trainer.fit(task, datamodule=pretrain_data(synthetic_store, batch_size=4, image_size=32))
+    trainer.fit(task, datamodule=data)
     assert set(conv_outputs) == {torch.bfloat16} and losses == [torch.float32]

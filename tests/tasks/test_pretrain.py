@@ -26,7 +26,15 @@ TINY = dict(
     predictor_hidden=32,
     regions_per_view=4,
     log_images_every_n_steps=0,
+    batch_size=4,
+    image_size=64,
+    classes=[],
 )
+
+
+def linked(data: PretrainDataModule) -> dict:
+    """What LightningCLI links from the data module into the task (see ``AnausCLI.add_arguments_to_parser``)."""
+    return {"batch_size": data.batch_size, "image_size": data.views.image_size, "classes": data.classes}
 
 
 def _datamodule(store: Path, batch_size: int = 4, image_size: int = 64, **kwargs) -> PretrainDataModule:
@@ -53,7 +61,7 @@ def test_same_region_ids_reach_both_views_and_both_networks(
         seen.append((fractions.shape[0], ids.clone()))
         return original(fractions, ids)
 
-    monkeypatch.setattr("anaus_pl.tasks.pretrain.region_weights", spy)
+    monkeypatch.setattr("anaus_pl.models.region_embedder.region_weights", spy)
     out = task.compute_losses(batch)
     b = batch["view1"].shape[0]
     # views: online then target, each over [view1; view2] for 2 scales; core: online then target, 2 scales
@@ -108,8 +116,14 @@ class _CountEMA(PretrainTask):
 @pytest.mark.slow
 def test_fit_lowers_the_loss_updates_ema_once_per_step_and_exports(synthetic_store: Path, tmp_path: Path) -> None:
     seed_everything(0)
+    data = _datamodule(synthetic_store, batch_size=8, image_size=32)
     task = _CountEMA(
-        **TINY, optimizer="adamw", base_lr=3e-3, scale_lr=False, warmup_epochs=0.5, export_dir=str(tmp_path / "export")
+        **{**TINY, **linked(data)},
+        optimizer="adamw",
+        base_lr=3e-3,
+        scale_lr=False,
+        warmup_epochs=0.5,
+        export_dir=str(tmp_path / "export"),
     )
     losses: list[float] = []
 
@@ -130,7 +144,7 @@ def test_fit_lowers_the_loss_updates_ema_once_per_step_and_exports(synthetic_sto
         callbacks=[ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True, save_top_k=0, every_n_epochs=8)],
         default_root_dir=tmp_path,
     )
-    trainer.fit(task, datamodule=_datamodule(synthetic_store, batch_size=8, image_size=32))
+    trainer.fit(task, datamodule=data)
     steps = trainer.global_step
     assert _CountEMA.updates == steps == len(losses) // 2
     first, last = sum(losses[:6]) / 6, sum(losses[-6:]) / 6
@@ -167,7 +181,10 @@ def test_a_fit_cut_short_records_its_steps_and_warns(
     synthetic_store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, raise_error: bool
 ) -> None:
     seed_everything(0)
-    task = PretrainTask(**TINY, optimizer="adamw", base_lr=1e-3, scale_lr=False, export_dir=str(tmp_path / "export"))
+    dm = _datamodule(synthetic_store, batch_size=4, image_size=32)
+    task = PretrainTask(
+        **{**TINY, **linked(dm)}, optimizer="adamw", base_lr=1e-3, scale_lr=False, export_dir=str(tmp_path / "export")
+    )
     trainer = Trainer(
         accelerator="cpu",
         max_epochs=2,
@@ -178,7 +195,6 @@ def test_a_fit_cut_short_records_its_steps_and_warns(
         callbacks=[_StopAt(2, raise_error)],
         default_root_dir=tmp_path,
     )
-    dm = _datamodule(synthetic_store, batch_size=4, image_size=32)
     with caplog.at_level("WARNING", logger="anaus_pl.tasks.pretrain"):
         if raise_error:
             with pytest.raises(RuntimeError, match="disk full"):

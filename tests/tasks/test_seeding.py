@@ -28,6 +28,9 @@ TINY = dict(
     regions_per_view=4,
     log_images_every_n_steps=0,
     channels_last=False,
+    batch_size=2,
+    image_size=32,
+    classes=[],
 )
 VIEWS = ViewConfig(image_size=32, core_size=32)
 

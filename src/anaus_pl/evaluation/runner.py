@@ -27,10 +27,10 @@ from tqdm.auto import tqdm
 
 from anaus_pl import atomic
 from anaus_pl.data.datamodules.finetune import FoldDataModule, LoadedTask
+from anaus_pl.data.folds import inner_split, make_folds, restrict_official, save_folds, subsample
 from anaus_pl.data.layouts import get_layout
 from anaus_pl.data.layouts.base import Layout, SampleRef
 from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig
-from anaus_pl.evaluation.folds import inner_split, make_folds, restrict_official, save_folds, subsample
 from anaus_pl.evaluation.selection import BestWeights
 from anaus_pl.models.downstream import BackboneSpec, StagedEncoder, build_init
 from anaus_pl.models.inits import init_label

@@ -18,14 +18,12 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, TwoWayTransformer
 from torch import nn
 
-from anaus_pl.checkpoints import load_checkpoint
 from anaus_pl.data.vocabulary import AnatomyVocabulary
 from anaus_pl.models.adapters import EncoderAdapters
 from anaus_pl.models.normalization import IMAGENET_MEAN, IMAGENET_STD, InputNormalization
@@ -190,52 +188,38 @@ def _build_image_encoder(spec: EncoderSpec, image_size: int) -> nn.Module:
 
 
 class LPSAM(nn.Module):
-    """SAM parts + encoder adapters + latent prompt engine, one output channel per vocabulary class."""
+    """SAM parts + encoder adapters + latent prompt engine, one output channel per vocabulary class.
 
-    def __init__(self, config: LPSAMConfig) -> None:
+    Receives its parts, as segment-anything's ``Sam`` does; :func:`build_lpsam` builds them for a
+    config (and loads SAM / LiteMedSAM weights into them).
+    """
+
+    def __init__(
+        self,
+        config: LPSAMConfig,
+        image_encoder: nn.Module,
+        adapters: EncoderAdapters,
+        prompt_encoder: PromptEncoder,
+        mask_decoder: BatchedMaskDecoder,
+        prompt_engine: LatentPromptEngine,
+    ) -> None:
         super().__init__()
         if not config.classes:
             raise ValueError("LPSAM needs the anatomy classes (config.classes is empty)")
+        if prompt_engine.num_classes != len(config.classes):
+            raise ValueError(
+                f"the prompt engine has {prompt_engine.num_classes} classes, the config {len(config.classes)} "
+                f"({list(config.classes)}); build both from one config with build_lpsam"
+            )
         self.config = config
         self.vocabulary = AnatomyVocabulary(config.classes)
         self.image_size = config.image_size
         spec = config.spec
-        grid = config.image_size // spec.stride
-        self.image_encoder = _build_image_encoder(spec, config.image_size)
-        block_dims = self.image_encoder.block_dims if spec.kind == "tinyvit" else [spec.embed_dim] * spec.depth
-        self.adapters = EncoderAdapters(
-            block_dims,
-            config.adapter_ratio,
-            config.cnn_branch and spec.kind == "vit",
-            spec.embed_dim,
-            spec.stride,
-            config.cnn_width,
-        )
-        self.prompt_encoder = PromptEncoder(
-            embed_dim=spec.prompt_dim,
-            image_embedding_size=(grid, grid),
-            input_image_size=(config.image_size, config.image_size),
-            mask_in_chans=16,
-        )
-        self.mask_decoder = BatchedMaskDecoder(
-            num_multimask_outputs=3,
-            transformer_dim=spec.prompt_dim,
-            iou_head_depth=3,
-            iou_head_hidden_dim=spec.prompt_dim,
-            transformer=TwoWayTransformer(
-                depth=2, embedding_dim=spec.prompt_dim, mlp_dim=spec.decoder_mlp, num_heads=spec.decoder_heads
-            ),
-        )
-        self.prompt_engine = LatentPromptEngine(
-            len(self.vocabulary),
-            spec.prompt_dim,
-            spec.stride,
-            config.prompt_tokens,
-            config.prompt_rounds,
-            min(config.prompt_heads, spec.decoder_heads),
-            config.prompt_mlp_dim,
-            config.cnn_width,
-        )
+        self.image_encoder = image_encoder
+        self.adapters = adapters
+        self.prompt_encoder = prompt_encoder
+        self.mask_decoder = mask_decoder
+        self.prompt_engine = prompt_engine
         mean, std = (IMAGENET_MEAN, IMAGENET_STD) if spec.normalize else ((0.0,) * 3, (1.0,) * 3)
         self.input_norm = InputNormalization(mean, std)
 
@@ -341,10 +325,60 @@ class LPSAM(nn.Module):
         return logits.sigmoid(), iou
 
 
+def build_parts(config: LPSAMConfig) -> dict[str, nn.Module]:
+    """Freshly initialised LP-SAM parts for ``config``, by :class:`LPSAM` argument name."""
+    if not config.classes:
+        raise ValueError("LPSAM needs the anatomy classes (config.classes is empty)")
+    spec = config.spec
+    grid = config.image_size // spec.stride
+    image_encoder = _build_image_encoder(spec, config.image_size)
+    block_dims = image_encoder.block_dims if spec.kind == "tinyvit" else [spec.embed_dim] * spec.depth
+    adapters = EncoderAdapters(
+        block_dims,
+        config.adapter_ratio,
+        config.cnn_branch and spec.kind == "vit",
+        spec.embed_dim,
+        spec.stride,
+        config.cnn_width,
+    )
+    prompt_encoder = PromptEncoder(
+        embed_dim=spec.prompt_dim,
+        image_embedding_size=(grid, grid),
+        input_image_size=(config.image_size, config.image_size),
+        mask_in_chans=16,
+    )
+    mask_decoder = BatchedMaskDecoder(
+        num_multimask_outputs=3,
+        transformer_dim=spec.prompt_dim,
+        iou_head_depth=3,
+        iou_head_hidden_dim=spec.prompt_dim,
+        transformer=TwoWayTransformer(
+            depth=2, embedding_dim=spec.prompt_dim, mlp_dim=spec.decoder_mlp, num_heads=spec.decoder_heads
+        ),
+    )
+    prompt_engine = LatentPromptEngine(
+        len(config.classes),
+        spec.prompt_dim,
+        spec.stride,
+        config.prompt_tokens,
+        config.prompt_rounds,
+        min(config.prompt_heads, spec.decoder_heads),
+        config.prompt_mlp_dim,
+        config.cnn_width,
+    )
+    return {
+        "image_encoder": image_encoder,
+        "adapters": adapters,
+        "prompt_encoder": prompt_encoder,
+        "mask_decoder": mask_decoder,
+        "prompt_engine": prompt_engine,
+    }
+
+
 def build_lpsam(config: LPSAMConfig, load_weights: bool = True) -> LPSAM:
     """An LP-SAM with SAM / LiteMedSAM weights loaded when ``load_weights`` and ``config.pretrained``.
 
-    The checkpoint is read and checked *before* the model is built, so a wrong
+    The checkpoint is read and checked *before* the parts are built, so a wrong
     file fails fast with its fix.
     """
     spec = config.spec
@@ -360,28 +394,14 @@ def build_lpsam(config: LPSAMConfig, load_weights: bool = True) -> LPSAM:
         else:
             state = read_state_dict(config.checkpoint)
             check_sam_state(state, config.checkpoint, config.encoder)
-    model = LPSAM(config)
-    parts = {
-        "image_encoder": model.image_encoder,
-        "prompt_encoder": model.prompt_encoder,
-        "mask_decoder": model.mask_decoder,
-    }
+    parts = build_parts(config)
+    sam_parts = {name: parts[name] for name in ("image_encoder", "prompt_encoder", "mask_decoder")}
     if state is not None:
-        load_sam_parts(parts, state, config.checkpoint, config.encoder, spec.global_attn)
+        load_sam_parts(sam_parts, state, config.checkpoint, config.encoder, spec.global_attn)
     elif load and spec.kind == "tinyvit":
-        load_litemedsam_parts(parts, config.checkpoint)
-    return model
+        load_litemedsam_parts(sam_parts, config.checkpoint)
+    return LPSAM(config, **parts)
 
 
 def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
-
-
-def load_lpsam(checkpoint_path: str | Path, map_location: str | torch.device = "cpu") -> LPSAM:
-    """Rebuild an adapted LP-SAM from an adapt-stage Lightning checkpoint alone (eval mode)."""
-    checkpoint = load_checkpoint(checkpoint_path, "adapt", map_location)
-    hparams = checkpoint["hyper_parameters"]
-    model = build_lpsam(LPSAMConfig(**hparams["model"]), load_weights=False)
-    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state, strict=True)
-    return model.to(map_location).eval()

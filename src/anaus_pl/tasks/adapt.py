@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -41,6 +42,7 @@ from anaus_pl.models.prompt_sampling import sample_prompts
 from anaus_pl.randomness import run_seed, step_generator
 from anaus_pl.schedules import warmup_cosine
 from anaus_pl.tasks.overlays import comparison_grid, prediction_labels
+from anaus_pl.tasks.stage_checkpoints import load_stage_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +51,20 @@ IOU_SMOOTH = 1.0  # the IoU target of the IoU head: (TP + 1) / (TP + FP + FN + 1
 
 
 class AdaptTask(LightningModule):
-    """Adapts LP-SAM (adapter phase, then prompt phase); the checkpoint rebuilds the model alone."""
+    """Adapts LP-SAM (adapter phase, then prompt phase); the checkpoint rebuilds the model alone.
+
+    Args:
+        model: the LP-SAM to build (its ``image_size`` is the data's letterbox size: LightningCLI links it).
+        classes: the data's vocabulary, in order (LightningCLI links ``data.classes``); ``model.classes``
+            may be left empty, else it must equal them.
+    """
 
     checkpoint_stage = "adapt"  # what ``fit --ckpt_path`` must be (checked before the model is built)
 
     def __init__(
         self,
-        model: LPSAMConfig | None = None,
+        model: LPSAMConfig,
+        classes: Sequence[str],
         adapter_epochs: int = 1,
         adapter_trainable: Sequence[str] = ("adapters",),
         prompt_trainable: Sequence[str] = ("prompt_engine", "mask_decoder"),
@@ -70,14 +79,20 @@ class AdaptTask(LightningModule):
         adapter_iou_loss: bool = False,
     ) -> None:
         super().__init__()
-        config = model if isinstance(model, LPSAMConfig) else LPSAMConfig(**(model or {}))
+        config = model if isinstance(model, LPSAMConfig) else LPSAMConfig(**model)
+        if config.classes and list(config.classes) != list(classes):
+            raise ValueError(
+                f"model.classes {list(config.classes)} differ from the data's vocabulary {list(classes)}; "
+                "remove model.classes or make them match"
+            )
+        config = replace(config, classes=list(classes))
         for name, parts in (("adapter_trainable", adapter_trainable), ("prompt_trainable", prompt_trainable)):
             unknown = sorted(set(parts) - set(PARTS))
             if unknown:
                 raise ValueError(f"{name}: unknown parts {unknown}; choose from {list(PARTS)}")
         if adapter_epochs < 0:
             raise ValueError(f"adapter_epochs must be >= 0, got {adapter_epochs}")
-        self.save_hyperparameters(ignore=["model"])
+        self.save_hyperparameters(ignore=["model", "classes"])
         self.hparams["model"] = asdict(config)
         self.config = config
         self.trainable = {"adapter": set(adapter_trainable), "prompt": set(prompt_trainable)}
@@ -94,19 +109,6 @@ class AdaptTask(LightningModule):
     @property
     def phase(self) -> str:
         return "adapter" if self.current_epoch < self.hparams.adapter_epochs else "prompt"
-
-    def setup(self, stage: str) -> None:
-        vocabulary = getattr(getattr(self.trainer, "datamodule", None), "vocabulary", None)
-        if vocabulary is None:
-            return
-        if not self.config.classes:
-            self.config.classes = list(vocabulary.names)
-        elif list(self.config.classes) != list(vocabulary.names):
-            raise ValueError(
-                f"model.classes {list(self.config.classes)} differ from the data's vocabulary "
-                f"{list(vocabulary.names)}; remove model.classes or make them match"
-            )
-        self.hparams["model"] = asdict(self.config)
 
     def configure_model(self) -> None:
         if self.model is not None:
@@ -282,3 +284,16 @@ class AdaptTask(LightningModule):
         truth = batch["label"][:count].cpu()
         predicted = prediction_labels(logits[:count].float().sigmoid().cpu())
         experiment.add_image("val/truth_vs_prediction", comparison_grid(images, truth, predicted), self.global_step)
+
+
+def load_lpsam(checkpoint_path: str | Path, map_location: str | torch.device = "cpu") -> LPSAM:
+    """Rebuild an adapted LP-SAM from an adapt-stage checkpoint alone (eval mode; the annotate stage's predictor).
+
+    :class:`AdaptTask` keeps the model's :class:`LPSAMConfig` as the ``model`` hyper-parameter and the
+    weights under ``model.``; the SAM file is not read again.
+    """
+    checkpoint = load_stage_checkpoint(checkpoint_path, "adapt", map_location)
+    model = build_lpsam(LPSAMConfig(**checkpoint["hyper_parameters"]["model"]), load_weights=False)
+    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state, strict=True)
+    return model.to(map_location).eval()

@@ -24,7 +24,7 @@ from anaus_pl.checkpoints import check_checkpoint
 from anaus_pl.data.vocabulary import AnatomyVocabulary
 from anaus_pl.models.postprocess import PostProcess, label_maps
 
-DEFAULT_LOADER = "anaus_pl.models.lpsam:load_lpsam"
+DEFAULT_LOADER = "anaus_pl.tasks.adapt:load_lpsam"
 
 
 @dataclass
@@ -84,12 +84,16 @@ class AnnotateTask(LightningModule):
         self.predictor_loader = predictor_loader
         self.predictor: torch.nn.Module | None = None
 
-    def setup(self, stage: str) -> None:
+    def load_predictor(self) -> None:
+        """Load the predictor from its checkpoint (once; every rank loads its own)."""
         if self.predictor is None:
             predictor = load_predictor(self.predictor_loader, self.lpsam_checkpoint)
             predictor.eval().requires_grad_(False)
             self.postprocess.thresholds(len(predictor.vocabulary))  # fail before any frame is decoded
             self.predictor = predictor
+
+    def setup(self, stage: str) -> None:
+        self.load_predictor()
 
     def _loaded(self) -> torch.nn.Module:
         if self.predictor is None:

@@ -45,6 +45,7 @@ from anaus_pl.data.anatomy_store import (
     shard_paths,
 )
 from anaus_pl.data.preview import class_colours, overlay, preview_figure, spread_indices
+from anaus_pl.logs import configure_logging
 from anaus_pl.tasks.annotate import AnnotatedBatch
 
 log = logging.getLogger(__name__)
@@ -138,8 +139,6 @@ class AnatomyStoreCallback(BasePredictionWriter):
         self._attempt = 0
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        from anaus_pl.lightning_cli import configure_logging
-
         configure_logging()
         error = None
         if trainer.is_global_zero:

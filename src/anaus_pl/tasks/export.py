@@ -6,8 +6,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from anaus_pl.checkpoints import load_checkpoint
-from anaus_pl.models.export import EncoderMeta, load_encoder, save_encoder
+from anaus_pl.models.export import load_encoder, save_encoder
+from anaus_pl.tasks.pretrain import checkpoint_encoder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,14 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", required=True, type=Path, help="output directory for encoder.pt and encoder.json")
     args = parser.parse_args(argv)
-    checkpoint = load_checkpoint(args.ckpt, "pretrain")  # before the model is built: a bad file fails at once
-
-    from anaus_pl.tasks.pretrain import PretrainTask
-
-    task = PretrainTask(**checkpoint["hyper_parameters"])
-    task.load_state_dict(checkpoint["state_dict"])
-    meta = EncoderMeta(**{**checkpoint["encoder_meta"], "source_checkpoint": str(args.ckpt)})
-    weights = save_encoder(task.online.encoder.backbone, meta, args.out)
+    backbone, meta = checkpoint_encoder(args.ckpt)
+    weights = save_encoder(backbone, meta, args.out)
     load_encoder(weights)  # the written pair must load strictly
     print(f"wrote {weights} and {weights.with_name('encoder.json')}")
     return 0

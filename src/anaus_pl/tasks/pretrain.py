@@ -37,43 +37,54 @@ from anaus_pl.losses.core_region import CoreLossKind, core_region_loss
 from anaus_pl.models.compile import compile_modules
 from anaus_pl.models.ema import MomentumUpdater, target_copy
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
-from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, EncoderMeta, save_encoder
+from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD, EncoderMeta, build_backbone, save_encoder
 from anaus_pl.models.heads import ScaleHeads
 from anaus_pl.models.normalization import InputNormalization
+from anaus_pl.models.region_embedder import RegionEmbedder, Regions
 from anaus_pl.models.regions import (
     Weighting,
     distinct_per_row,
     region_areas,
     region_fractions,
-    region_weights,
     sample_region_ids,
 )
 from anaus_pl.preflight import require_writable
 from anaus_pl.randomness import run_seed, step_generator
 from anaus_pl.schedules import warmup_cosine
 from anaus_pl.tasks.probe_monitor import monitor_values
+from anaus_pl.tasks.stage_checkpoints import load_stage_checkpoint
 
 log = logging.getLogger(__name__)
-Regions = dict[str, tuple[torch.Tensor, torch.Tensor]]  # scale -> (fractions (B, R, s, s), ids (B, K))
 Slots = dict[str, tuple[torch.Tensor, torch.Tensor]]  # scale -> (ids (B, K), valid (B, K))
 
 
-class RegionEmbedder(nn.Module):
-    """Encoder + FPN + per-scale projector: images and regions -> ``{scale: (B, K, D)}``."""
+BACKBONE_PREFIX = "online.encoder.backbone."  # the exported backbone's keys in the task's state dict
 
-    def __init__(self, encoder: MultiScaleEncoder, projectors: ScaleHeads) -> None:
-        super().__init__()
-        self.encoder, self.projectors = encoder, projectors
 
-    def forward(self, images: torch.Tensor, regions: Regions) -> dict[str, torch.Tensor]:
-        pooled = self.encoder.pooled(images, {s: region_weights(*regions[s]) for s in regions})
-        return {s: self.projectors(s, pooled[s]) for s in regions}
+def checkpoint_encoder(path: str | Path) -> tuple[nn.Module, EncoderMeta]:
+    """The online backbone of a pretrain checkpoint (weights loaded strictly) and its ``encoder.json`` content.
+
+    Only the backbone is built: no task, no FPN, heads or target network.
+    """
+    checkpoint = load_stage_checkpoint(path, "pretrain")
+    meta = EncoderMeta(**{**checkpoint["encoder_meta"], "source_checkpoint": str(path)})
+    backbone = build_backbone(meta.arch, meta.library)
+    state = {
+        k.removeprefix(BACKBONE_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(BACKBONE_PREFIX)
+    }
+    backbone.load_state_dict(state, strict=True)
+    return backbone, meta
 
 
 class PretrainTask(LightningModule):
     """ANAUS pre-training.
 
     Args:
+        batch_size: images per device per step (the data module's; LightningCLI links ``data.batch_size``).
+        image_size: side of the views in pixels (LightningCLI links ``data.views.image_size``); written to
+            ``encoder.json`` as the encoder's input size.
+        classes: names of the region ids 1..n (LightningCLI links ``data.classes``: the store's classes,
+            none for grid or no masks); written to ``encoder.json``.
         arch, library: backbone (torchvision ``resnet18/50/101/152`` or a timm CNN).
         scales: feature levels used (``c5`` and FPN ``p5..p2``); the paper's are ``c5, p4, p3, p2``.
         fpn_channels: FPN width.
@@ -109,6 +120,9 @@ class PretrainTask(LightningModule):
 
     def __init__(
         self,
+        batch_size: int,
+        image_size: int,
+        classes: Sequence[str],
         arch: str = "resnet18",
         library: Literal["torchvision", "timm"] = "torchvision",
         scales: Sequence[str] = ("c5", "p4", "p3", "p2"),
@@ -149,6 +163,9 @@ class PretrainTask(LightningModule):
             raise ValueError(f"model.alignment_loss must be 'infonce' or 'byol', got {alignment_loss!r}")
         if optimizer not in ("lars", "adamw"):
             raise ValueError(f"model.optimizer must be 'lars' or 'adamw', got {optimizer!r}")
+        if batch_size < 1:
+            raise ValueError(f"model.batch_size must be at least 1, got {batch_size}")
+        scale_sizes(scales, image_size)  # every scale's grid fits the views (a multiple of 32)
         self.scales = list(scales)
         self.corruption = corruption or CorruptionConfig()
         encoder = MultiScaleEncoder(arch, library, self.scales, fpn_channels)
@@ -278,7 +295,18 @@ class PretrainTask(LightningModule):
         out["loss"] = total
         return out
 
+    def check_batch(self, batch: dict[str, torch.Tensor]) -> None:
+        """Fail when the data's batches are not those the task was built for (learning rate scaling, export)."""
+        b, size = batch["view1"].shape[0], batch["view1"].shape[-1]
+        if (b, size) != (self.hparams.batch_size, self.hparams.image_size):
+            raise ValueError(
+                f"the data gives batches of {b} views of {size} px, but the task was built for model.batch_size "
+                f"{self.hparams.batch_size} and model.image_size {self.hparams.image_size}: give the task the data "
+                "module's batch_size and views.image_size (LightningCLI links them; do not set them under model)"
+            )
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self.check_batch(batch)
         out = self.compute_losses(batch, self.step_generator(batch_idx))
         b = batch["view1"].shape[0]
         scalars = {f"train/{k}": v for k, v in out.items() if v.ndim == 0}
@@ -306,11 +334,7 @@ class PretrainTask(LightningModule):
 
     # --------------------------------------------------------------- optimiser
     def global_batch_size(self) -> int:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        per_device = getattr(datamodule, "batch_size", None)
-        if per_device is None:
-            raise ValueError("the datamodule has no batch_size; the LR scaling needs it")
-        return int(per_device) * self.trainer.world_size * self.trainer.accumulate_grad_batches
+        return self.hparams.batch_size * self.trainer.world_size * self.trainer.accumulate_grad_batches
 
     def configure_optimizers(self) -> dict[str, Any]:
         hp = self.hparams
@@ -336,16 +360,14 @@ class PretrainTask(LightningModule):
 
     # ------------------------------------------------------------------ export
     def encoder_meta(self, source_checkpoint: str = "") -> EncoderMeta:
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer else None
-        views = getattr(datamodule, "views", None)
         planned = self._trainer.estimated_stepping_batches if self._trainer else None
         return EncoderMeta(
             arch=self.hparams.arch,
             library=self.hparams.library,
-            input_size=int(getattr(views, "image_size", 224)),
+            input_size=self.hparams.image_size,
             mean=tuple(self.hparams.mean),
             std=tuple(self.hparams.std),
-            classes=list(getattr(datamodule, "classes", []) or []),
+            classes=list(self.hparams.classes),
             source_checkpoint=source_checkpoint,
             steps_done=self._trainer.global_step if self._trainer else None,
             steps_planned=int(planned) if planned is not None and math.isfinite(planned) else None,
@@ -368,7 +390,7 @@ class PretrainTask(LightningModule):
         return path
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep what ``encoder.json`` needs (input size, classes) so ``anaus-pl export`` needs no datamodule."""
+        """Keep what ``encoder.json`` needs (with the run's steps) so ``anaus-pl export`` needs no task."""
         checkpoint["encoder_meta"] = asdict(self.encoder_meta())
 
     def export_dir(self) -> str:

@@ -29,6 +29,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from anaus_pl.data.datamodules.finetune import LoadedTask, load_task
+from anaus_pl.data.folds import make_folds, subsample
 from anaus_pl.data.layouts import get_layout
 from anaus_pl.models.downstream import StagedEncoder
 from anaus_pl.models.export import DEFAULT_MEAN, DEFAULT_STD
@@ -124,8 +125,6 @@ class ProbeMonitor(Callback):
         """Decode the held set once (a clear error when the layout has no labels)."""
         if self._data is not None or not trainer.is_global_zero:
             return
-        from anaus_pl.evaluation.folds import make_folds, subsample
-
         layout = get_layout(self.layout, self.root, **self.layout_options)
         refs = layout.index()
         if not refs or any(ref.label is None for ref in refs):

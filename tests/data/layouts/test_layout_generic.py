@@ -17,8 +17,8 @@ from anaus_pl.data.layouts._generic import mask_encoding
 from anaus_pl.data.layouts.cli import main as datasets_main
 from anaus_pl.evaluation.config import EvaluateConfig, TaskConfig
 from anaus_pl.evaluation.runner import evaluate, folds_path, result_path
-from anaus_pl.models.lpsam import LPSAMConfig, load_lpsam
-from anaus_pl.tasks.adapt import AdaptTask
+from anaus_pl.models.lpsam import LPSAMConfig
+from anaus_pl.tasks.adapt import AdaptTask, load_lpsam
 
 
 def _scan(seed: int, size: int = 40) -> tuple[np.ndarray, np.ndarray]:
@@ -162,6 +162,7 @@ def test_adapt_fits_a_few_steps_on_a_folder_tree(seg_tree: Path, tmp_path: Path)
         model=LPSAMConfig(
             encoder="vit_micro", image_size=32, pretrained=False, cnn_branch=False, prompt_mlp_dim=32, prompt_rounds=1
         ),
+        classes=data.classes,
         adapter_epochs=1,
         overlay_images=0,
     )

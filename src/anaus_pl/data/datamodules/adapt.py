@@ -157,7 +157,7 @@ class AdaptDataModule(LightningDataModule):
     def __init__(
         self,
         sources: list[PairSource],
-        image_size: int = 256,
+        image_size: int,
         batch_size: int = 8,
         num_workers: int = 0,
         val_fraction: float = 0.15,
@@ -194,6 +194,11 @@ class AdaptDataModule(LightningDataModule):
         """Pre-flight (:mod:`anaus_pl.preflight`): every source's root folder exists."""
         for i, source in enumerate(init_args.get("sources") or []):
             require_folder(source["root"], f"data.init_args.sources[{i}].root ({source.get('layout')})")
+
+    @property
+    def classes(self) -> list[str]:
+        """The vocabulary's class names, in order (the model's output channels)."""
+        return list(self.vocabulary.names)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:

@@ -128,9 +128,11 @@ class AnnotateFramesDataModule(LightningDataModule):
         inputs: the frame sources; see :class:`~anaus_pl.data.frame_sources.FrameInput`.
         batch_size: frames per inference batch.
         num_workers: DataLoader processes decoding and letterboxing frames.
-        image_size: letterbox size; ``null`` takes the predictor's input size.
         min_side: frames whose shorter side is below this many pixels are skipped (logged, counted).
         max_aspect_ratio: frames whose long/short side ratio exceeds this are skipped (logged, counted).
+
+    The letterbox size and the class vocabulary are the predictor's, known once its checkpoint is
+    loaded: the annotate stage hands them over with :meth:`use_predictor` before predicting.
     """
 
     def __init__(
@@ -138,7 +140,6 @@ class AnnotateFramesDataModule(LightningDataModule):
         inputs: list[FrameInput],
         batch_size: int = 16,
         num_workers: int = 2,
-        image_size: int | None = None,
         min_side: int = MIN_SIDE,
         max_aspect_ratio: float = MAX_ASPECT_RATIO,
     ) -> None:
@@ -148,7 +149,8 @@ class AnnotateFramesDataModule(LightningDataModule):
         self.inputs = [spec if isinstance(spec, FrameInput) else FrameInput(**spec) for spec in inputs]
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.image_size = image_size
+        self.image_size: int | None = None  # the predictor's input size (use_predictor)
+        self.input_classes: np.ndarray | None = None  # bool (inputs, C) against the predictor's vocabulary
         if min_side < 1 or max_aspect_ratio < 1:
             raise ValueError(
                 f"data.init_args.min_side must be >= 1 and max_aspect_ratio >= 1, got {min_side} and {max_aspect_ratio}"
@@ -188,31 +190,26 @@ class AnnotateFramesDataModule(LightningDataModule):
         """``bool (inputs, C)``: which of the predictor's classes each input's frames may hold (names checked)."""
         return np.stack([spec.class_mask(names) for spec in self.inputs])
 
-    def _predictor(self) -> Any:
-        return self.trainer.lightning_module if self.trainer is not None else None
-
-    def _size(self) -> int:
-        if self.image_size is not None:
-            return self.image_size
-        module = self._predictor()
-        if module is None or getattr(module, "image_size", None) is None:
-            raise ValueError("data.init_args.image_size is null and no predictor gives an input size; set image_size")
-        return int(module.image_size)
-
-    def _class_masks(self) -> np.ndarray | None:
-        module = self._predictor()
-        vocabulary = getattr(module, "vocabulary", None) if module is not None else None
-        if vocabulary is None:
-            if any(spec.classes is not None for spec in self.inputs):
-                raise ValueError(
-                    "data.init_args.inputs name classes, but the model gives no class vocabulary to check them against"
-                )
-            return None
-        return self.class_masks(vocabulary.names)
+    def use_predictor(self, image_size: int, classes: Sequence[str]) -> None:
+        """Letterbox to the predictor's input size; limit each input's frames to its classes (names checked)."""
+        if image_size < 1:
+            raise ValueError(f"the predictor's input size must be positive, got {image_size}")
+        self.image_size = int(image_size)
+        self.input_classes = self.class_masks(classes)
 
     def predict_dataloader(self) -> DataLoader:
+        if self.image_size is None:
+            raise RuntimeError(
+                "AnnotateFramesDataModule.use_predictor(image_size, classes) was not called: "
+                "annotate through `anaus-pl annotate` or AnausTrainer.annotate, which hand the predictor's over"
+            )
         dataset = LetterboxedFrames(
-            self.pending(), self._indexed()[1], self._size(), self._class_masks(), self.min_side, self.max_aspect_ratio
+            self.pending(),
+            self._indexed()[1],
+            self.image_size,
+            self.input_classes,
+            self.min_side,
+            self.max_aspect_ratio,
         )
         trainer = self.trainer
         world, rank = (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)

@@ -110,13 +110,16 @@ class PretrainDataModule(LightningDataModule):
 
     @property
     def classes(self) -> list[str]:
-        """Names of the region ids 1..n (empty for grid / none)."""
-        return list(self.store.classes) if self.store is not None and self.mask_source == "anatomy" else []
+        """Names of the region ids 1..n: the store's classes (empty for grid / none)."""
+        return list(self._opened().classes) if self.mask_source == "anatomy" else []
+
+    def _opened(self) -> AnatomyStore:
+        if self.store is None:
+            self.store = AnatomyStore(self.store_path)  # reads the attributes; the HDF5 handle opens per process
+        return self.store
 
     def setup(self, stage: str | None = None) -> None:
-        if self.store is not None:
-            return
-        self.store = AnatomyStore(self.store_path)
+        self._opened()
         if self.store.size < self.views.image_size // 2:
             log.warning(
                 "%s: frames are %d px, views %d px: views are upsampled",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -18,7 +18,20 @@ from anaus_pl.models.downstream import StagedEncoder
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from anaus_pl.evaluation.config import TaskConfig
+
+class TaskOptions(Protocol):
+    """The settings of one task a kind reads (``anaus_pl.evaluation.config.TaskConfig`` has them all)."""
+
+    name: str
+    image_size: int
+    batch_size: int
+    foreground: list[str]
+    empty_masks: str
+    fpn_channels: int
+    foreground_prior: float | None
+    knn_k: int
+    probe_weight_decay: float
+    probe_epochs: int
 
 
 class DownstreamKind(ABC):
@@ -55,7 +68,7 @@ class DownstreamKind(ABC):
     # -- data ---------------------------------------------------------------------------------------
     @abstractmethod
     def prepare(
-        self, layout: Layout, refs: list[SampleRef], task: TaskConfig
+        self, layout: Layout, refs: list[SampleRef], task: TaskOptions
     ) -> tuple[list[SampleRef], LoadedTask, list[str]]:
         """Decode the task's samples; returns the refs kept, their arrays and the class names."""
 
@@ -86,7 +99,7 @@ class DownstreamKind(ABC):
         data: LoadedTask,
         train: np.ndarray,
         test: np.ndarray,
-        task: TaskConfig,
+        task: TaskOptions,
         num_classes: int,
         seed: int,
     ) -> torch.Tensor:

@@ -13,15 +13,13 @@ from torch.nn import functional as F
 
 from anaus_pl.data.datamodules.finetune import LoadedTask, load_task
 from anaus_pl.data.layouts.base import Layout, SampleRef
-from anaus_pl.evaluation.kinds.base import DownstreamKind
+from anaus_pl.evaluation.kinds.base import DownstreamKind, TaskOptions
 from anaus_pl.evaluation.metrics import CLASSIFICATION_METRICS, classification_metrics
 from anaus_pl.models.downstream import Classifier, StagedEncoder
 from anaus_pl.models.probes import fit_linear_probe, knn_probabilities, pooled
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from anaus_pl.evaluation.config import TaskConfig
 
 
 class Classification(DownstreamKind):
@@ -37,7 +35,7 @@ class Classification(DownstreamKind):
     stratify = True
 
     def prepare(
-        self, layout: Layout, refs: list[SampleRef], task: TaskConfig
+        self, layout: Layout, refs: list[SampleRef], task: TaskOptions
     ) -> tuple[list[SampleRef], LoadedTask, list[str]]:
         data = load_task(layout, refs, task.image_size, labels=True, description=task.name)
         return refs, data, list(layout.class_names)
@@ -61,7 +59,7 @@ class Classification(DownstreamKind):
         data: LoadedTask,
         train: np.ndarray,
         test: np.ndarray,
-        task: TaskConfig,
+        task: TaskOptions,
         num_classes: int,
         seed: int,
     ) -> torch.Tensor:

@@ -16,7 +16,7 @@ from torch.nn import functional as F
 from anaus_pl.atomic import atomic_path
 from anaus_pl.data.datamodules.finetune import LoadedTask, foreground_ids, load_task
 from anaus_pl.data.layouts.base import Layout, SampleRef
-from anaus_pl.evaluation.kinds.base import DownstreamKind
+from anaus_pl.evaluation.kinds.base import DownstreamKind, TaskOptions
 from anaus_pl.evaluation.metrics import SEGMENTATION_METRICS, segmentation_metrics
 from anaus_pl.losses.overlap import hard_dice, soft_dice_loss
 from anaus_pl.models.downstream import FPNSegmenter, StagedEncoder, build_mask_rcnn
@@ -25,7 +25,6 @@ from anaus_pl.models.probes import fit_decoder
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from anaus_pl.evaluation.config import TaskConfig
 
 log = logging.getLogger("anaus_pl.evaluate")
 
@@ -60,7 +59,7 @@ class Segmentation(DownstreamKind):
     score_threshold = 0.5  # Mask R-CNN detections at least this confident form the predicted mask
 
     def prepare(
-        self, layout: Layout, refs: list[SampleRef], task: TaskConfig
+        self, layout: Layout, refs: list[SampleRef], task: TaskOptions
     ) -> tuple[list[SampleRef], LoadedTask, list[str]]:
         data = load_task(layout, refs, task.image_size, foreground_ids(layout, task.foreground), description=task.name)
         class_names = ["background", task.foreground[0] if task.foreground else "foreground"]
@@ -116,7 +115,7 @@ class Segmentation(DownstreamKind):
         data: LoadedTask,
         train: np.ndarray,
         test: np.ndarray,
-        task: TaskConfig,
+        task: TaskOptions,
         num_classes: int,
         seed: int,
     ) -> torch.Tensor:

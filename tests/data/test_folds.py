@@ -2,8 +2,8 @@ from collections import Counter
 
 import pytest
 
+from anaus_pl.data.folds import group_of, inner_split, make_folds, restrict_official
 from anaus_pl.data.layouts.base import SampleRef
-from anaus_pl.evaluation.folds import group_of, inner_split, make_folds, restrict_official
 
 
 def _refs() -> list[SampleRef]:
@@ -66,7 +66,7 @@ def test_official_folds_restricted_to_indexed_sources() -> None:
 
 
 def test_subsample_is_seeded_stratified_and_keeps_every_class():
-    from anaus_pl.evaluation.folds import subsample
+    from anaus_pl.data.folds import subsample
 
     refs = [SampleRef(f"img{i}.png", label=0 if i < 40 else 1) for i in range(50)]  # 40 of class 0, 10 of class 1
     part = subsample(refs, 0.1, seed=3, stratify=True)
