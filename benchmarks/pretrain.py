@@ -133,7 +133,7 @@ def released_step(task: PretrainTask, batch: dict[str, torch.Tensor], rng: np.ra
         cells = released_cell_masks(masks, size)
         online_weights, online_ids = released_sample(cells, k)
         predictions = task.predictors(scale, full_map_embed(task.online, views, online_weights, scale))
-        task.update_target(task.momentum)  # inside the scale loop: four EMA updates per step
+        task.ema.update(task.online, task.target, 0, 1)  # inside the scale loop: four EMA updates per step
         with torch.no_grad():
             targets = full_map_embed(task.target, views, released_sample(cells, k)[0], scale)
         total = (
@@ -234,7 +234,7 @@ def run_mode(mode: str, precision: str, args: argparse.Namespace) -> dict:
         loss.float().backward()
         optimizer.step()
         if mode == "ours":
-            task.update_target(task.momentum)
+            task.ema.update(task.online, task.target, 0, 1)  # one EMA update at the base momentum
 
     floor = BackboneFloor(args.arch, device, task.hparams.channels_last, args.compile) if mode == "ours" else None
     views = task.normalize(torch.cat([batch["view1"], batch["view2"]]).float() / 255.0)

@@ -88,7 +88,7 @@ def main() -> None:
         with record_function("step: optimizer"):
             optimizer.step()
         with record_function("step: EMA update"):
-            task.update_target(0.99)
+            task.ema.update(task.online, task.target, 0, 1)
 
     def floor_step() -> None:
         with autocast(), record_function("floor step"):
