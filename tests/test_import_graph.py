@@ -17,7 +17,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "anaus_pl"
 # Bottom to top. A module may import from its own layer or below; its top-level component
 # (``anaus_pl.<name>``) decides its layer. ``anaus_pl`` itself is the package root (``__version__``).
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"anaus_pl", "atomic", "randomness", "run_name", "checkpoints", "requeue", "logs", "preflight", "schedules"}),
+    frozenset(
+        {"anaus_pl", "atomic", "randomness", "run_name", "checkpoints", "requeue", "logs", "preflight", "schedules"}
+    ),
     frozenset({"data", "losses"}),
     frozenset({"models"}),
     frozenset({"tasks"}),
