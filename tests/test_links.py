@@ -20,14 +20,17 @@ sys.path.insert(0, str(ROOT / "tests" / "tasks"))
 from synthetic_store import write_synthetic_store  # noqa: E402
 
 
-def _cli(monkeypatch: pytest.MonkeyPatch, *args: str) -> AnausCLI:
-    monkeypatch.chdir(ROOT)
+def _cli(monkeypatch: pytest.MonkeyPatch, *args: str, cwd: Path = ROOT) -> AnausCLI:
+    monkeypatch.chdir(cwd)
     monkeypatch.setattr(sys, "argv", ["anaus-pl"])  # LightningCLI reads args, not pytest's command line
     return AnausCLI(args=list(args), run=False)
 
 
-def test_adapt_image_size_and_vocabulary_are_written_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    cli = _cli(monkeypatch, "--config", "stages/adapt.yaml", "--model.init_args.model.image_size", "128")
+def test_adapt_image_size_and_vocabulary_are_written_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for layout in ("ddti", "tg3k", "camus"):  # the stage's roots only have to exist: building indexes nothing
+        (tmp_path / "data" / "phantom" / layout).mkdir(parents=True)
+    config = str(ROOT / "stages" / "adapt.yaml")
+    cli = _cli(monkeypatch, "--config", config, "--model.init_args.model.image_size", "128", cwd=tmp_path)
     assert cli.datamodule.image_size == cli.model.config.image_size == 128
     assert cli.model.config.classes == cli.datamodule.classes == list(cli.datamodule.vocabulary.names)
     assert cli.datamodule.classes[0] == "thyroid_nodule"
