@@ -8,6 +8,7 @@ import torch
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
 from anaus_pl.models.regions import (
     pool_regions,
+    region_areas,
     region_fractions,
     region_weights,
 )
@@ -20,6 +21,16 @@ def test_fractions_are_area_per_cell() -> None:
     assert fractions.shape == (1, 3, 2, 2)
     assert fractions[0, 2, 0, 0] == 0.5 and fractions[0, 0, 0, 0] == 0.5 and fractions[0, 2].sum() == 0.5
     assert torch.allclose(fractions.sum(1), torch.ones(1, 2, 2))
+
+
+@pytest.mark.parametrize(("side", "size"), [(224, 7), (224, 56), (70, 5), (71, 5)])  # 71 px: overlapping cells
+def test_counted_fractions_equal_the_pooled_one_hot(side: int, size: int) -> None:
+    labels = torch.randint(0, 5, (3, side, side), generator=torch.Generator().manual_seed(side))
+    one_hot = torch.nn.functional.one_hot(labels, 6).permute(0, 3, 1, 2).float()  # id 5 absent: zero fractions
+    torch.testing.assert_close(
+        region_fractions(labels, 6, size), torch.nn.functional.adaptive_avg_pool2d(one_hot, size)
+    )
+    torch.testing.assert_close(region_areas(labels, 6), one_hot.mean((2, 3)))
 
 
 def test_pool_regions_is_the_area_weighted_mean() -> None:
