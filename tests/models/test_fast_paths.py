@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anaus_pl.models.encoders import MultiScaleEncoder
-from anaus_pl.models.regions import pool_regions
+from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
+from anaus_pl.models.heads import ScaleHeads
+from anaus_pl.models.region_embedder import RegionEmbedder
+from anaus_pl.models.regions import pool_regions, region_fractions, region_weights
 from anaus_pl.tasks.pretrain import PretrainTask
 
 SMALL = dict(
@@ -97,3 +99,31 @@ def test_pyramid_pooling_needs_stage_sizes_that_halve() -> None:
     c = [torch.randn(1, ch, n, n) for ch, n in zip(encoder.stage_channels, (14, 7, 4, 2))]  # 7 -> 4 is not a halving
     with pytest.raises(ValueError, match="divisible by 32"):
         encoder._pooled_pyramid(c, {"p3": torch.full((1, 2, 49), 1 / 49)})
+
+
+def test_pooling_each_id_once_gives_every_slot_its_slot_pooling() -> None:
+    torch.manual_seed(4)
+    encoder = MultiScaleEncoder("resnet18", scales=SMALL["scales"], fpn_channels=16)
+    embedder = RegionEmbedder(encoder, ScaleHeads(encoder.out_channels, 32, 16))
+    labels = torch.randint(0, 3, (2, 8, 8)).repeat_interleave(8, 1).repeat_interleave(8, 2)  # R = 3 ids
+    ids = torch.randint(0, 3, (2, 6))  # K = 6 slots with repeats
+    regions = {s: (region_fractions(labels, 3, n), ids) for s, n in scale_sizes(SMALL["scales"], 64).items()}
+    x = torch.randn(2, 3, 64, 64)
+
+    def outputs_and_grads(per_slot: bool) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+        embedder.zero_grad(set_to_none=True)
+        if per_slot:
+            pooled = encoder.pooled(x, {s: region_weights(*regions[s]) for s in regions})
+            out = {s: embedder.projectors(s, pooled[s]) for s in regions}
+        else:
+            out = embedder(x, regions)
+        sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in out.values()).backward()
+        return out, [p.grad.clone() for p in embedder.parameters()]
+
+    fast, fast_grads = outputs_and_grads(per_slot=False)
+    slot, slot_grads = outputs_and_grads(per_slot=True)
+    for s in regions:
+        torch.testing.assert_close(fast[s], slot[s])
+    scale = max(g.abs().max().item() for g in slot_grads)  # biases before a BatchNorm get ~0 (noise)
+    for fast_grad, slot_grad in zip(fast_grads, slot_grads):
+        torch.testing.assert_close(fast_grad, slot_grad, rtol=1e-4, atol=1e-6 * scale)

@@ -15,7 +15,7 @@ from anaus_pl.cli import main as cli_main
 from anaus_pl.data.datamodules.pretrain import PretrainDataModule
 from anaus_pl.data.views import ViewConfig
 from anaus_pl.evaluation.report import schedule_note
-from anaus_pl.models import regions as region_module
+from anaus_pl.models.region_embedder import RegionEmbedder
 from anaus_pl.tasks.pretrain import PretrainTask
 
 TINY = dict(
@@ -54,14 +54,14 @@ def test_same_region_ids_reach_both_views_and_both_networks(
     seed_everything(0)
     task = PretrainTask(**TINY)
     batch = _batch(synthetic_store)
-    seen: list[tuple[int, torch.Tensor]] = []
-    original = region_module.region_weights
+    seen: list[tuple[int, torch.Tensor]] = []  # (images, ids) per scale, in call order
+    original = RegionEmbedder.forward
 
-    def spy(fractions, ids):
-        seen.append((fractions.shape[0], ids.clone()))
-        return original(fractions, ids)
+    def spy(self, images, regions):
+        seen.extend((images.shape[0], ids.clone()) for _, ids in regions.values())
+        return original(self, images, regions)
 
-    monkeypatch.setattr("anaus_pl.models.region_embedder.region_weights", spy)
+    monkeypatch.setattr(RegionEmbedder, "forward", spy)
     out = task.compute_losses(batch)
     b = batch["view1"].shape[0]
     # views: online then target, each over [view1; view2] for 2 scales; core: online then target, 2 scales
