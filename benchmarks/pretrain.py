@@ -65,7 +65,8 @@ def synthetic_batch(batch: int, size: int, device: torch.device, seed: int = 0) 
         out[f"view{v}"] = torch.randint(0, 256, (batch, 1, size, size), generator=g, dtype=torch.uint8)
         out[f"core{v}"] = torch.randint(0, 256, (batch, 1, size, size), generator=g, dtype=torch.uint8)
         labels = torch.zeros(batch, size, size, dtype=torch.uint8)
-        for i, (lo, hi) in enumerate([(0.1, 0.5), (0.3, 0.8), (0.6, 0.95)], start=1):
+        # five regions and background: the 6 ids of the embedded default's label maps (5 classes)
+        for i, (lo, hi) in enumerate([(0.1, 0.5), (0.3, 0.8), (0.6, 0.95), (0.05, 0.2), (0.75, 0.9)], start=1):
             labels[:, int(lo * size) : int(hi * size), int(lo * size) : int(hi * size)] = i
         out[f"mask{v}"] = labels
         out[f"core_mask{v}"] = labels.clone()

@@ -25,6 +25,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 import anaus_pl.models.encoders as encoders
 import anaus_pl.models.heads as heads
+import anaus_pl.models.region_embedder as region_embedder
 import anaus_pl.tasks.pretrain as pretrain
 from pretrain import BackboneFloor, synthetic_batch
 
@@ -34,7 +35,7 @@ PARTS = [
     (encoders, "pool_regions", "c5 pooling"),
     (heads.ScaleHeads, "forward", "heads (projectors, predictors)"),
     (pretrain.PretrainTask, "draw_regions", "region draws"),
-    (pretrain, "region_weights", "region weights"),
+    (region_embedder, "region_weights", "region weights"),
     (pretrain, "corrupt", "corruption"),
     (pretrain, "region_alignment_loss", "alignment loss"),
     (pretrain, "core_region_loss", "core loss"),
