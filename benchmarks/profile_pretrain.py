@@ -4,7 +4,9 @@ Labels the step's parts (backbone passes, FPN + region pooling, heads, region dr
 corruption, losses, optimizer, EMA update) with ``record_function`` from the outside,
 profiles one step and one backbone-floor step (see ``pretrain.py``), and prints the
 forward time per part and the backward time per autograd node kind. Before that it
-prints the step's and the floor's CPU seconds for two interleaved pairs (no profiler)::
+prints the floating-point operations of a step and of the floor (their ratio bounds the
+fraction of floor any implementation of the step can reach) and the step's and the
+floor's CPU seconds for two interleaved pairs (no profiler)::
 
     python benchmarks/profile_pretrain.py                  # fp32, batch 8, 224 px, ResNet-18, K=16, 1 thread
     python benchmarks/profile_pretrain.py --precision bf16 --threads 2
@@ -22,6 +24,7 @@ import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile, record_function
+from torch.utils.flop_counter import FlopCounterMode
 
 import anaus_pl.models.encoders as encoders
 import anaus_pl.models.heads as heads
@@ -96,6 +99,15 @@ def main() -> None:
             floor.step(views, cores)
 
     step(), floor_step()
+    with FlopCounterMode(display=False) as step_flops:
+        step()
+    with FlopCounterMode(display=False) as floor_flops:
+        floor_step()
+    step_total, floor_total = step_flops.get_total_flops(), floor_flops.get_total_flops()
+    print(
+        f"FLOPs (torch.utils.flop_counter): step {step_total / 1e9:.1f} G, floor {floor_total / 1e9:.1f} G: "
+        f"the step's work alone bounds the fraction of floor at {floor_total / step_total:.3f}"
+    )
     for _ in range(2):
         start = time.process_time()
         step()
