@@ -1,6 +1,7 @@
 """Checks that run before any model is built or loaded: inputs exist, outputs can be written, checkpoints look right.
 
-A stage's classes declare what they need in a static ``check_config(init_args)``
+A stage's classes declare what they need in a static ``check_config(init_args)``, given
+every init argument (LightningCLI fills in the defaults)
 (e.g. :meth:`anaus_pl.data.datamodules.pretrain.PretrainDataModule.check_config`);
 :func:`check_lightning_config` calls it for the model, the data and every
 callback of a ``fit`` or ``validate`` configuration, before LightningCLI

@@ -42,7 +42,7 @@ from anaus_pl.models.prompt_sampling import sample_prompts
 from anaus_pl.randomness import run_seed, step_generator
 from anaus_pl.schedules import warmup_cosine
 from anaus_pl.tasks.overlays import comparison_grid, prediction_labels
-from anaus_pl.tasks.stage_checkpoints import load_stage_checkpoint
+from anaus_pl.tasks.stage_checkpoints import load_stage_checkpoint, submodule_state
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +101,8 @@ class AdaptTask(LightningModule):
     @staticmethod
     def check_config(init_args: dict[str, Any]) -> None:
         """Pre-flight (:mod:`anaus_pl.preflight`): the SAM weights to start from look like a checkpoint."""
-        model = init_args.get("model") or {}
-        if model.get("pretrained", True) and model.get("checkpoint"):
+        model = init_args["model"]
+        if model["pretrained"] and model["checkpoint"]:
             check_checkpoint(model["checkpoint"], "sam")
 
     # ---------------------------------------------------------------- set-up
@@ -294,6 +294,5 @@ def load_lpsam(checkpoint_path: str | Path, map_location: str | torch.device = "
     """
     checkpoint = load_stage_checkpoint(checkpoint_path, "adapt", map_location)
     model = build_lpsam(LPSAMConfig(**checkpoint["hyper_parameters"]["model"]), load_weights=False)
-    state = {k.removeprefix("model."): v for k, v in checkpoint["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict(submodule_state(checkpoint, "model."), strict=True)
     return model.to(map_location).eval()

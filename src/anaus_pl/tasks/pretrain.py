@@ -52,7 +52,7 @@ from anaus_pl.preflight import require_writable
 from anaus_pl.randomness import run_seed, step_generator
 from anaus_pl.schedules import warmup_cosine
 from anaus_pl.tasks.probe_monitor import monitor_values
-from anaus_pl.tasks.stage_checkpoints import load_stage_checkpoint
+from anaus_pl.tasks.stage_checkpoints import load_stage_checkpoint, submodule_state
 
 log = logging.getLogger(__name__)
 Slots = dict[str, tuple[torch.Tensor, torch.Tensor]]  # scale -> (ids (B, K), valid (B, K))
@@ -69,10 +69,7 @@ def checkpoint_encoder(path: str | Path) -> tuple[nn.Module, EncoderMeta]:
     checkpoint = load_stage_checkpoint(path, "pretrain")
     meta = EncoderMeta(**{**checkpoint["encoder_meta"], "source_checkpoint": str(path)})
     backbone = build_backbone(meta.arch, meta.library)
-    state = {
-        k.removeprefix(BACKBONE_PREFIX): v for k, v in checkpoint["state_dict"].items() if k.startswith(BACKBONE_PREFIX)
-    }
-    backbone.load_state_dict(state, strict=True)
+    backbone.load_state_dict(submodule_state(checkpoint, BACKBONE_PREFIX), strict=True)
     return backbone, meta
 
 
@@ -185,7 +182,7 @@ class PretrainTask(LightningModule):
     @staticmethod
     def check_config(init_args: dict[str, Any]) -> None:
         """Pre-flight (:mod:`anaus_pl.preflight`): ``export_dir``, when set, can be written."""
-        if init_args.get("export_dir"):
+        if init_args["export_dir"]:
             require_writable(init_args["export_dir"], "model.init_args.export_dir")
 
     # ----------------------------------------------------------------- inputs

@@ -119,7 +119,7 @@ class ProbeMonitor(Callback):
     @staticmethod
     def check_config(init_args: dict) -> None:
         """Pre-flight (:mod:`anaus_pl.preflight`): the held set's folder exists."""
-        require_folder(init_args.get("root", "data/phantom/busi"), "the root of trainer.callbacks ProbeMonitor")
+        require_folder(init_args["root"], "the root of trainer.callbacks ProbeMonitor")
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Decode the held set once (a clear error when the layout has no labels)."""

@@ -25,3 +25,8 @@ STAGE_CONFIGS: tuple[type, ...] = (CorruptionConfig, ViewConfig, LPSAMConfig, Po
 def load_stage_checkpoint(path: str | Path, stage: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """``stage``'s Lightning checkpoint (``adapt``, ``pretrain``, ``finetune``), read without running code from it."""
     return load_checkpoint(path, stage, map_location, STAGE_CONFIGS)
+
+
+def submodule_state(checkpoint: dict[str, Any], prefix: str) -> dict[str, torch.Tensor]:
+    """The weights of one submodule of a stage checkpoint: the ``state_dict`` entries under ``prefix``, without it."""
+    return {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}

@@ -192,8 +192,8 @@ class AdaptDataModule(LightningDataModule):
     @staticmethod
     def check_config(init_args: dict[str, Any]) -> None:
         """Pre-flight (:mod:`anaus_pl.preflight`): every source's root folder exists."""
-        for i, source in enumerate(init_args.get("sources") or []):
-            require_folder(source["root"], f"data.init_args.sources[{i}].root ({source.get('layout')})")
+        for i, source in enumerate(init_args["sources"]):
+            require_folder(source["root"], f"data.init_args.sources[{i}].root ({source['layout']})")
 
     @property
     def classes(self) -> list[str]:

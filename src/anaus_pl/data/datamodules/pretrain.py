@@ -106,7 +106,7 @@ class PretrainDataModule(LightningDataModule):
     @staticmethod
     def check_config(init_args: dict[str, Any]) -> None:
         """Pre-flight (:mod:`anaus_pl.preflight`): the store exists and is of this schema (its attributes only are read)."""
-        AnatomyStore(init_args.get("store_path", "runs/annotate/default/anatomy.h5")).close()
+        AnatomyStore(init_args["store_path"]).close()
 
     @property
     def classes(self) -> list[str]:
