@@ -220,10 +220,16 @@ class PretrainTask(LightningModule):
     def embed(self, images: torch.Tensor, regions: Regions) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Online predictions q_s(g_s(.)) and target projections g'_s(.) of ``images (B, 1, S, S)`` in [0, 1]."""
         x = self.normalize(images)
-        predictions = {s: self.predictors(s, z) for s, z in self.online(x, regions).items()}
-        with torch.no_grad():
-            targets = self.target(x, regions)
-        return predictions, targets
+        return self.predict(x, regions), self.project_target(x, regions)
+
+    def predict(self, x: torch.Tensor, regions: Regions) -> dict[str, torch.Tensor]:
+        """Online predictions q_s(g_s(.)) ``{scale: (B, K, D)}`` of normalised images ``x``."""
+        return {s: z.through(self.predictors, s).slots() for s, z in self.online(x, regions).items()}
+
+    @torch.no_grad()
+    def project_target(self, x: torch.Tensor, regions: Regions) -> dict[str, torch.Tensor]:
+        """Target projections g'_s(.) ``{scale: (B, K, D)}`` of normalised images ``x``, without gradient."""
+        return {s: z.slots() for s, z in self.target(x, regions).items()}
 
     def step_generator(self, batch_idx: int = 0) -> torch.Generator:
         """The generator of this rank's corruption and region draws for micro-batch ``batch_idx`` of this step."""
@@ -279,11 +285,8 @@ class PretrainTask(LightningModule):
             regions_1, regions_2, slots = self.draw_regions(
                 masks[2], masks[3], core_online.shape[-1], num_ids, generator
             )
-            predictions = {
-                s: self.predictors(s, z) for s, z in self.online(self.normalize(core_online), regions_1).items()
-            }
-            with torch.no_grad():
-                targets = self.target(self.normalize(core_target), regions_2)
+            predictions = self.predict(self.normalize(core_online), regions_1)
+            targets = self.project_target(self.normalize(core_target), regions_2)
             for s in self.scales:
                 term = core_region_loss(predictions[s], targets[s], slots[s][1], hp.core_loss)
                 out[f"core/{s}"] = term
