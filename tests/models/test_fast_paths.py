@@ -7,6 +7,7 @@ import copy
 import pytest
 import torch
 
+from anaus_pl.models import matmul_precision
 from anaus_pl.models.encoders import MultiScaleEncoder, scale_sizes
 from anaus_pl.models.heads import MLP, ScaleHeads, one_slot_per_row
 from anaus_pl.models.region_embedder import RegionEmbedder, Regions, SlotRows
@@ -113,7 +114,8 @@ def test_fast_step_matches_the_straightforward_losses_and_gradients(
         torch.testing.assert_close(fast_buffers[name], buffer, rtol=1e-4, atol=1e-6)
 
 
-def test_fast_pooling_matches_under_bf16_autocast() -> None:
+def test_fast_pooling_matches_under_bf16_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matmul_precision, "BF16_MATMULS_EMULATED", False)  # the bf16 products of a GPU or AMX CPU
     torch.manual_seed(2)
     encoder = MultiScaleEncoder("resnet18", scales=SMALL["scales"], fpn_channels=16)
     x = torch.randn(2, 3, 64, 64)
@@ -121,6 +123,7 @@ def test_fast_pooling_matches_under_bf16_autocast() -> None:
     with torch.autocast("cpu", dtype=torch.bfloat16):
         fast, plain = encoder.pooled(x, weights), straightforward_pooled(encoder, x, weights)
     for s in weights:
+        assert fast[s].dtype == torch.bfloat16
         assert torch.allclose(
             fast[s].float(), plain[s].float(), rtol=0.05, atol=0.05 * plain[s].float().abs().max().item()
         ), s

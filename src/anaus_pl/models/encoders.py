@@ -16,6 +16,7 @@ from torch.nn import functional as F
 from torchvision.ops import FeaturePyramidNetwork
 
 from anaus_pl.models.export import build_backbone
+from anaus_pl.models.matmul_precision import fp32_where_bf16_is_emulated
 from anaus_pl.models.regions import pool_regions
 
 STRIDES = {"c5": 32, "p5": 32, "p4": 16, "p3": 8, "p2": 4}
@@ -101,7 +102,11 @@ class MultiScaleEncoder(nn.Module):
         backbone runs at full resolution; the FPN is applied to pooled vectors
         (:meth:`_pooled_pyramid`): the same values without the pyramid's full-size maps.
         """
-        c = self.stages(x)
+        return self.pool_stages(self.stages(x), weights)
+
+    @fp32_where_bf16_is_emulated
+    def pool_stages(self, c: list[torch.Tensor], weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Region features ``{scale: (B, K, C_s)}`` from the backbone's stage outputs ``c`` (see :meth:`pooled`)."""
         out = {"c5": pool_regions(c[3], weights["c5"])} if "c5" in weights else {}
         fpn_weights = {s: w for s, w in weights.items() if s != "c5"}
         if fpn_weights:

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from anaus_pl.models.matmul_precision import fp32_where_bf16_is_emulated
+
 
 class MLP(nn.Sequential):
     """Linear -> BatchNorm1d -> ReLU -> Linear on the last dimension (any leading shape).
@@ -61,6 +63,7 @@ class ScaleHeads(nn.Module):
             if self.key_of[scale] not in self.mlps:
                 self.mlps[self.key_of[scale]] = MLP(dim, hidden_dim, out_dim)
 
+    @fp32_where_bf16_is_emulated
     def forward(self, scale: str, x: torch.Tensor, slot_rows: torch.Tensor | None = None) -> torch.Tensor:
         """The scale's MLP on ``x`` (see :class:`MLP` for ``slot_rows``)."""
         return self.mlps[self.key_of[scale]](x, slot_rows)
