@@ -12,10 +12,11 @@ import re
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slurm
 LOCAL = ROOT / "scripts" / "slurm_local.sh"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +16,8 @@ from standin_stage import StandInData, StandInModule
 
 from anaus_pl.lightning_cli import AnausCLI
 from anaus_pl.requeue import RequeueAtStepBoundary, SLURMStepRequeue
-from conftest import ROOT
 
+ROOT = Path(__file__).resolve().parents[2]
 STAND_IN = str(ROOT / "tests/slurm/standin.yaml")
 
 

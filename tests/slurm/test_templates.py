@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+ROOT = Path(__file__).resolve().parents[2]
 
 FAKE_SRUN = '#!/bin/bash\nprintf "%s\\n" "$@" > "$SRUN_ARGS"\nexit "${SRUN_STATUS:-0}"\n'
 

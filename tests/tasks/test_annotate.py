@@ -14,13 +14,13 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from annotate_runs import read_store, run_annotate, start_annotate, subprocess_env, wait_for_commits, write_config
 from stub_lpsam import write_checkpoint
 
 from anaus_pl.cli import main
 from anaus_pl.data.anatomy_store import AnatomyStore, shard_paths
 from anaus_pl.data.io import read_image
 from anaus_pl.data.letterbox import letterbox
-from conftest import read_store, run_annotate, start_annotate, subprocess_env, wait_for_commits, write_config
 
 EXPECTED_SOURCES = 12 + 1 + 5  # frame folders, empty.png, every 2nd video frame capped at 5
 SKIPPED = {"bad.png", "broken.avi#0"}

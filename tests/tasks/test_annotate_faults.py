@@ -12,10 +12,10 @@ import cv2
 import h5py
 import numpy as np
 import pytest
+from annotate_runs import synthetic_frame, write_config
 
 from anaus_pl.cli import main
 from anaus_pl.data.anatomy_store import AnatomyStore
-from conftest import synthetic_frame, write_config
 
 
 def bomb_png(path: Path, width: int = 40000, height: int = 40000) -> Path:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import torch
+from annotate_runs import run_annotate, write_config
 
 from anaus_pl.data.anatomy_store import AnatomyStore
 from anaus_pl.models.lpsam import LPSAMConfig, build_lpsam
 from anaus_pl.tasks.adapt import load_lpsam
-from conftest import run_annotate, write_config
 
 
 def test_annotate_with_an_lpsam_checkpoint(annotate_inputs, tmp_path):

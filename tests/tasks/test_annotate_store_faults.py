@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from annotate_runs import read_store, run_annotate, start_annotate, wait_for_commits, write_config
 from stub_lpsam import write_checkpoint
 
 from anaus_pl.cli import main
 from anaus_pl.data import anatomy_store
 from anaus_pl.data.anatomy_store import StoreError, StoreLock, completed_sources, merge_shards, shard_paths
-from conftest import read_store, run_annotate, start_annotate, wait_for_commits, write_config
 
 
 def annotate(config: Path, *extra: str) -> int:

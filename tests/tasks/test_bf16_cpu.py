@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
+from annotate_runs import run_annotate, synthetic_frame, write_config
 from lightning.pytorch import Callback, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from test_adapt import _data as adapt_data
@@ -25,7 +26,6 @@ from anaus_pl.models.lpsam import LPSAMConfig, build_lpsam
 from anaus_pl.tasks.adapt import load_lpsam
 from anaus_pl.tasks.annotate import AnnotateTask
 from anaus_pl.tasks.pretrain import PretrainTask
-from conftest import run_annotate, synthetic_frame, write_config
 
 BF16_TRAINER = dict(
     accelerator="cpu",
