@@ -6,7 +6,10 @@ profiles one step and one backbone-floor step (see ``pretrain.py``), and prints 
 forward time per part and the backward time per autograd node kind. Before that it
 prints the floating-point operations of a step and of the floor (their ratio bounds the
 fraction of floor any implementation of the step can reach) and the step's and the
-floor's CPU seconds for two interleaved pairs (no profiler)::
+floor's CPU seconds for two interleaved pairs (no profiler). With ``--precision bf16`` it
+first times one matrix product of the heads' size in fp32 and bf16 in the three operand
+layouts a linear layer's forward and backward use (where this CPU emulates bf16, see
+``anaus_pl.models.matmul_precision``)::
 
     python benchmarks/profile_pretrain.py                  # fp32, batch 8, 224 px, ResNet-18, K=16, 1 thread
     python benchmarks/profile_pretrain.py --precision bf16 --threads 2
@@ -57,6 +60,23 @@ def label(owner: object, name: str, text: str) -> None:
     setattr(owner, name, labelled)
 
 
+def time_matmul_layouts() -> None:
+    """ms of ``(256, 4096) x (4096, 256)``-sized products in fp32 and bf16, per operand layout."""
+    for dtype in (torch.float32, torch.bfloat16):
+        x, weight, grad = (torch.randn(*shape, dtype=dtype) for shape in ((256, 256), (4096, 256), (256, 4096)))
+        products = {
+            "x @ W.T (forward)": (x, weight.T),
+            "g @ W (input gradient)": (grad, weight),
+            "g.T @ x (weight gradient)": (grad.T, x),
+        }
+        for name, (left, right) in products.items():
+            left @ right
+            start = time.perf_counter()
+            for _ in range(3):
+                left @ right
+            print(f"{str(dtype):15s} {name:28s} {(time.perf_counter() - start) / 3 * 1e3:8.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
@@ -67,6 +87,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.precision == "bf16":
+        time_matmul_layouts()
     for owner, name, text in PARTS:
         label(owner, name, text)
     task = pretrain.PretrainTask(
