@@ -1,8 +1,8 @@
 """fp32 for the small matrix products where bf16 ones are emulated (x86 CPUs without AVX-512 BF16 or AMX).
 
 On such a CPU, bf16 autocast sends matrix products that oneDNN cannot take to PyTorch's reference
-kernels: on an AVX2 CPU with 2 threads a ``(256, 4096) @ (4096, 256)`` bf16 product took 737 ms
-against 3.9 ms in fp32 (``benchmarks/README.md``). The pretrain step's products outside the backbone
+kernels: on an AVX2 CPU with 2 threads a ``(256, 4096) @ (4096, 256)`` bf16 product took 692 ms
+against 3.6 ms in fp32 (``benchmarks/README.md``). The pretrain step's products outside the backbone
 (FPN region pooling and the heads) are small, so there they run in fp32 under CPU bf16 autocast; the
 backbone's convolutions keep autocast's bf16. CUDA autocast and CPUs with bf16 units are untouched.
 """
