@@ -188,18 +188,23 @@ class Study:
         """The evaluate init string of a (variant, budget) point; budget 0 is the random init."""
         return RANDOM if steps == 0 else str(Init.encoder(self.encoder(variant, steps)))
 
+    def stopped_short(self, variant: str, steps: int) -> tuple[int, int] | None:
+        """``(steps_done, steps_planned)`` where the run's export records a fit stopped before its plan, else None."""
+        meta = self.encoder(variant, steps).with_name("encoder.json")
+        if not meta.is_file():
+            return None
+        record = json.loads(meta.read_text())
+        done, planned = record.get("steps_done"), record.get("steps_planned")
+        return (done, planned) if done is not None and planned is not None and done < planned else None
+
     def pretrained(self, variant: str, steps: int) -> bool:
         """Whether the run's export exists and did all its planned steps (a stopped run is exported too)."""
         encoder = self.encoder(variant, steps)
-        meta = encoder.with_name("encoder.json")
-        if not (encoder.is_file() and meta.is_file()):
-            return False
-        record = json.loads(meta.read_text())
-        done, planned = record.get("steps_done"), record.get("steps_planned")
-        if done is not None and planned is not None and done < planned:
-            print(f"[study] {encoder.parent}: stopped at {done} of {planned} steps; pretraining it again", flush=True)
-            return False
-        return True
+        return (
+            encoder.is_file()
+            and encoder.with_name("encoder.json").is_file()
+            and self.stopped_short(variant, steps) is None
+        )
 
     def pretrain(self) -> None:
         path = self._stage_config("pretrain", self.config.pretrain.config)
@@ -207,6 +212,12 @@ class Study:
             for variant, extra in self.config.variants.items():
                 if self.pretrained(variant, steps):
                     continue
+                if (short := self.stopped_short(variant, steps)) is not None:
+                    print(
+                        f"[study] {self.encoder(variant, steps).parent}: stopped at {short[0]} of {short[1]} steps; "
+                        "pretraining it again",
+                        flush=True,
+                    )
                 name = self.run_name(variant, steps)
                 shutil.rmtree(self.encoder(variant, steps).parent, ignore_errors=True)  # no stale logs or export
                 self._run(

@@ -67,6 +67,7 @@ def test_a_stopped_pretraining_run_is_not_taken_as_finished(tmp_path):
     for done, finished in ((57, False), (200, True)):
         encoder.with_name("encoder.json").write_text(json.dumps({"steps_done": done, "steps_planned": 200}))
         assert study.pretrained("anaus", 200) is finished
+        assert study.stopped_short("anaus", 200) == (None if finished else (done, 200))
 
 
 @pytest.mark.slow
