@@ -35,7 +35,7 @@ def test_killed_evaluation_resumes_without_redoing_finished_folds(
     calls: list[int] = []
 
     def killed_at_fold_2(*args, **kwargs):
-        if args[5] == 2:
+        if args[1].fold == 2:
             raise KeyboardInterrupt("killed")
         return real_run_unit(*args, **kwargs)
 
@@ -49,7 +49,7 @@ def test_killed_evaluation_resumes_without_redoing_finished_folds(
     }
 
     def counting(*args, **kwargs):
-        calls.append(args[5])
+        calls.append(args[1].fold)
         return real_run_unit(*args, **kwargs)
 
     monkeypatch.setattr(runner, "run_unit", counting)
@@ -172,9 +172,9 @@ def test_restricted_runs_write_results_only_then_a_full_run_reports(
 ) -> None:
     calls: list[int] = []
 
-    def fake_unit(config, task, protocol, init, repeat, k, *args, **kwargs):
-        calls.append(k)
-        return {"metrics": {"accuracy": 0.5}, "seconds": 0.0, "fold": k}
+    def fake_unit(config, unit, *args, **kwargs):
+        calls.append(unit.fold)
+        return {"metrics": {"accuracy": 0.5}, "seconds": 0.0, "fold": unit.fold}
 
     monkeypatch.setattr(runner, "run_unit", fake_unit)
     monkeypatch.setattr("anaus_pl.evaluation.report.build_report", lambda out, config: out / "report.json")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,27 @@ from anaus_pl.models.probes import extract_features
 from anaus_pl.tasks.finetune import FinetuneModule
 
 log = logging.getLogger("anaus_pl.evaluate")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One evaluation unit: a protocol and an init on fold ``fold`` of repeat ``repeat`` of a task."""
+
+    task: TaskConfig
+    protocol: str
+    init: str
+    repeat: int
+    fold: int
+
+
+@dataclass(frozen=True)
+class FoldedTask:
+    """A task's samples, decoded data and class names, with one repeat's folds (lists of sources)."""
+
+    refs: list[SampleRef]
+    folds: list[list[str]]
+    data: LoadedTask
+    class_names: list[str]
 
 
 def result_path(out_dir: Path, task: str, protocol: str, init: str, repeat: int, fold: int) -> Path:
@@ -85,14 +106,15 @@ def prepare_task(task: TaskConfig) -> tuple[Layout, list[SampleRef], LoadedTask,
 
 
 def split_unit(
-    config: EvaluateConfig, task: TaskConfig, refs: list[SampleRef], folds: list[list[str]], k: int, seed: int
+    config: EvaluateConfig, unit: Unit, folded: FoldedTask, seed: int
 ) -> tuple[list[SampleRef], list[SampleRef], list[SampleRef]]:
-    """A fold's (train, validation, test) refs: inner validation split, then the label-fraction subset of train."""
-    test = set(folds[k])
-    used = {s for fold in folds for s in fold}
+    """A unit's (train, validation, test) refs: inner validation split, then the label-fraction subset of train."""
+    task = unit.task
+    test = set(folded.folds[unit.fold])
+    used = {s for fold in folded.folds for s in fold}
     train_refs, test_refs = (
-        [r for r in refs if r.source in used and r.source not in test],
-        [r for r in refs if r.source in test],
+        [r for r in folded.refs if r.source in used and r.source not in test],
+        [r for r in folded.refs if r.source in test],
     )
     stratify = task.task_kind.stratify
     if config.selection == "test_fold_best_epoch":
@@ -102,26 +124,17 @@ def split_unit(
     return subsample(train_refs, task.label_fraction, seed, stratify=stratify), val_refs, test_refs
 
 
-def _record(
-    config: EvaluateConfig,
-    task: TaskConfig,
-    protocol: str,
-    init: str,
-    repeat: int,
-    k: int,
-    seed: int,
-    parts: tuple[list, list, list],
-) -> dict:
+def _record(config: EvaluateConfig, unit: Unit, seed: int, parts: tuple[list, list, list]) -> dict:
     return {
-        "task": task.name,
-        "protocol": protocol,
-        "init": init,
-        "init_label": init_label(init),
-        "repeat": repeat,
-        "fold": k,
+        "task": unit.task.name,
+        "protocol": unit.protocol,
+        "init": unit.init,
+        "init_label": init_label(unit.init),
+        "repeat": unit.repeat,
+        "fold": unit.fold,
         "seed": seed,
         "selection": config.selection,
-        "label_fraction": task.label_fraction,
+        "label_fraction": unit.task.label_fraction,
         "n_train": len(parts[0]),
         "n_val": len(parts[1]),
         "n_test": len(parts[2]),
@@ -129,21 +142,13 @@ def _record(
 
 
 def run_finetune(
-    config: EvaluateConfig,
-    task: TaskConfig,
-    init: str,
-    repeat: int,
-    k: int,
-    refs: list[SampleRef],
-    folds: list[list[str]],
-    data: LoadedTask,
-    class_names: list[str],
-    out_dir: Path,
+    config: EvaluateConfig, unit: Unit, folded: FoldedTask, out_dir: Path
 ) -> tuple[dict, torch.Tensor, np.ndarray]:
     """Fit, select and test one fine-tuning unit; returns its record, test predictions and test indices."""
-    seed = unit_seed(config, repeat, k)
+    task, data = unit.task, folded.data
+    seed = unit_seed(config, unit.repeat, unit.fold)
     seed_everything(seed, workers=True, verbose=False)
-    parts = split_unit(config, task, refs, folds, k, seed)
+    parts = split_unit(config, unit, folded, seed)
     indices = [data.index_of([r.source for r in part]) for part in parts]
     datamodule = FoldDataModule(
         data,
@@ -156,9 +161,9 @@ def run_finetune(
     kind = task.task_kind
     module = FinetuneModule(
         kind,
-        init=init,
+        init=unit.init,
         head=task.head,
-        num_classes=max(2, len(class_names)),
+        num_classes=max(2, len(folded.class_names)),
         arch=config.arch,
         library=config.library,
         mode=task.mode,
@@ -171,7 +176,7 @@ def run_finetune(
         foreground_prior=task.foreground_prior,
         compile=config.compile,
     )
-    label = init_label(init)
+    label = init_label(unit.init)
     selector = BestWeights(module.monitor)
     callbacks = [selector]
     if task.patience is not None:
@@ -182,7 +187,7 @@ def run_finetune(
         devices=config.devices,
         precision=config.precision,
         logger=TensorBoardLogger(
-            save_dir=out_dir / "tensorboard", name=task.name, version=f"{label}-r{repeat}-fold{k}"
+            save_dir=out_dir / "tensorboard", name=task.name, version=f"{label}-r{unit.repeat}-fold{unit.fold}"
         ),
         callbacks=callbacks,
         enable_progress_bar=config.progress_bar,
@@ -194,7 +199,7 @@ def run_finetune(
     trainer.fit(module, datamodule)
     selector.restore(module)
     trainer.test(module, datamodule, verbose=False)
-    record = _record(config, task, "finetune", init, repeat, k, seed, parts)
+    record = _record(config, unit, seed, parts)
     record.update(
         best_epoch=selector.best_epoch,
         best_val=selector.best_score,
@@ -230,59 +235,43 @@ def frozen_features(
 
 
 def run_frozen(
-    config: EvaluateConfig,
-    task: TaskConfig,
-    protocol: str,
-    init: str,
-    repeat: int,
-    k: int,
-    refs: list[SampleRef],
-    folds: list[list[str]],
-    data: LoadedTask,
-    class_names: list[str],
-    features: list[torch.Tensor],
+    config: EvaluateConfig, unit: Unit, folded: FoldedTask, features: list[torch.Tensor]
 ) -> tuple[dict, torch.Tensor, np.ndarray]:
     """Fit the protocol's probe on the fold's frozen training features and predict its test fold."""
-    seed = unit_seed(config, repeat, k)
-    train, val, test = split_unit(config, task, refs, folds, k, seed)
+    task, data = unit.task, folded.data
+    seed = unit_seed(config, unit.repeat, unit.fold)
+    train, val, test = split_unit(config, unit, folded, seed)
     fit_refs = (
         train if config.selection == "test_fold_best_epoch" else train + val
     )  # no selection: validation trains too
     fit_index, test_index = data.index_of([r.source for r in fit_refs]), data.index_of([r.source for r in test])
     prediction = task.task_kind.frozen_predict(
-        protocol, features, data, fit_index, test_index, task, max(2, len(class_names)), seed
+        unit.protocol, features, data, fit_index, test_index, task, max(2, len(folded.class_names)), seed
     )
-    record = _record(config, task, protocol, init, repeat, k, seed, (fit_refs, [], test))
-    return record, prediction, test_index
+    return _record(config, unit, seed, (fit_refs, [], test)), prediction, test_index
 
 
-def run_unit(
-    config: EvaluateConfig,
-    task: TaskConfig,
-    protocol: str,
-    init: str,
-    repeat: int,
-    k: int,
-    refs: list[SampleRef],
-    folds: list[list[str]],
-    data: LoadedTask,
-    class_names: list[str],
-    out_dir: Path,
-) -> dict:
+def run_unit(config: EvaluateConfig, unit: Unit, folded: FoldedTask, out_dir: Path) -> dict:
     """One (task, protocol, init, repeat, fold): train, test, score; returns its result record."""
     started = time.time()
-    if protocol == "finetune":
-        record, prediction, index = run_finetune(config, task, init, repeat, k, refs, folds, data, class_names, out_dir)
+    if unit.protocol == "finetune":
+        record, prediction, index = run_finetune(config, unit, folded, out_dir)
     else:
-        features = frozen_features(config, task, init, data, out_dir)
-        record, prediction, index = run_frozen(
-            config, task, protocol, init, repeat, k, refs, folds, data, class_names, features
-        )
-    kind = task.task_kind
-    record.update(kind.score(prediction, index, data, class_names))
+        features = frozen_features(config, unit.task, unit.init, folded.data, out_dir)
+        record, prediction, index = run_frozen(config, unit, folded, features)
+    kind = unit.task.task_kind
+    record.update(kind.score(prediction, index, folded.data, folded.class_names))
     if config.overlay_cases:
-        folder = result_path(out_dir, task.name, protocol, init, repeat, k).parent
-        kind.save_cases(folder, f"r{repeat}_fold{k}", data, index, prediction, record, config.overlay_cases)
+        folder = result_path(out_dir, unit.task.name, unit.protocol, unit.init, unit.repeat, unit.fold).parent
+        kind.save_cases(
+            folder,
+            f"r{unit.repeat}_fold{unit.fold}",
+            folded.data,
+            index,
+            prediction,
+            record,
+            config.overlay_cases,
+        )
     record["seconds"] = round(time.time() - started, 1)
     return record
 
@@ -350,7 +339,10 @@ def evaluate(config: EvaluateConfig) -> Path | None:
                         progress.set_postfix_str(where)
                         if not path.is_file():
                             record = run_unit(
-                                config, task, protocol, init, repeat, k, refs, folds, data, class_names, out_dir
+                                config,
+                                Unit(task, protocol, init, repeat, k),
+                                FoldedTask(refs, folds, data, class_names),
+                                out_dir,
                             )
                             write_json(path, record)
                             headline = task.task_kind.headline
