@@ -101,6 +101,18 @@ def test_loss_curve_is_the_same_with_and_without_the_monitor(tmp_path: Path, mon
     assert "monitor/knn_accuracy" in metrics and "monitor/linear_accuracy" in metrics
 
 
+def test_held_images_take_the_module_image_size_unless_given(tmp_path: Path) -> None:
+    trainer = Trainer(accelerator="cpu", logger=False)
+    module = TinyTask()
+    module.save_hyperparameters({"image_size": 48})
+    for given, expected in ((None, 48), (32, 32)):
+        monitor = ProbeMonitor(layout=HeldBrightness.name, root=str(tmp_path), image_size=given, n_folds=2)
+        monitor.setup(trainer, module, "fit")
+        assert monitor._data.images.shape[-2:] == (expected, expected)
+    with pytest.raises(ValueError, match="give the monitor's image_size"):
+        ProbeMonitor(layout=HeldBrightness.name, root=str(tmp_path)).setup(trainer, TinyTask(), "fit")
+
+
 def test_preserved_random_state_restores_every_stream() -> None:
     seed_everything(3, verbose=False)
     expected = (random.random(), np.random.rand(), torch.rand(1).item())

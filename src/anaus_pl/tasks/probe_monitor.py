@@ -75,7 +75,8 @@ class ProbeMonitor(Callback):
         root: the held set's root folder.
         layout_options: reader options.
         every_n_epochs: probe after every this many training epochs (and at the end of fit).
-        image_size: letterboxed input size of the held images.
+        image_size: letterboxed input size of the held images (default: the module's ``hparams.image_size``,
+            pretraining's view size).
         n_folds: grouped, stratified folds the probes are scored over.
         knn_k: neighbours of the kNN probe.
         weight_decay: L2 penalty of the logistic-regression probe.
@@ -92,7 +93,7 @@ class ProbeMonitor(Callback):
         root: str = "data/phantom/busi",
         layout_options: dict | None = None,
         every_n_epochs: int = 1,
-        image_size: int = 96,
+        image_size: int | None = None,
         n_folds: int = 5,
         knn_k: int = 20,
         weight_decay: float = 1e-3,
@@ -134,7 +135,12 @@ class ProbeMonitor(Callback):
             )
         if self.max_samples is not None and len(refs) > self.max_samples:
             refs = subsample(refs, self.max_samples / len(refs), self.seed, stratify=True)
-        self._data = load_task(layout, refs, self.image_size, labels=True, description="monitor held set")
+        size = self.image_size or getattr(pl_module, "hparams", {}).get("image_size")
+        if size is None:
+            raise ValueError(
+                f"ProbeMonitor: {type(pl_module).__name__} has no hparams.image_size; give the monitor's image_size"
+            )
+        self._data = load_task(layout, refs, size, labels=True, description="monitor held set")
         self._num_classes = max(2, len(layout.class_names))
         folds = make_folds(refs, self.n_folds, self.seed, stratify=True)
         self._folds = [self._data.index_of(fold) for fold in folds]
